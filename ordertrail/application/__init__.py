@@ -1,0 +1,1 @@
+"""ordertrail.application"""

@@ -1,0 +1,179 @@
+"""The base of every bounded-context application: typed settings in, commands that are
+idempotent and retried on optimistic-concurrency conflicts, library errors translated."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar, Generic, TypeVar
+from uuid import UUID
+
+import msgspec
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError
+from eventsourcing.utils import Environment
+
+from ordertrail.application.context import Clock, CommandContext, system_clock
+from ordertrail.application.errors import CommandIdReused, ConcurrencyConflict, StoreUnavailable
+from ordertrail.application.receipts import (
+    Accepted,
+    CommandReceipt,
+    fingerprint,
+    receipt_id,
+)
+from ordertrail.application.serialization import MsgspecMapper, encode_json
+
+T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
+
+DEFAULT_MAX_ATTEMPTS = 30
+
+
+@dataclass
+class Decision(Generic[T]):
+    """What a command decided: the aggregates holding its new events, and its result.
+
+    Deciding and saving are separate so that one save can carry many decisions.
+    """
+
+    result: T
+    changed: Sequence[Aggregate] = field(default_factory=list)
+
+    @property
+    def has_events(self) -> bool:
+        return any(agg.pending_events for agg in self.changed)
+
+
+class OrdertrailApplication(Application[UUID]):
+    """An eventsourcing ``Application`` configured only by the env it is given.
+
+    The process environment is deliberately not read here: settings are read once, by
+    the adapters, and passed in.
+    """
+
+    env: ClassVar[dict[str, str]] = {"AGGREGATE_CACHE_MAXSIZE": "5000"}
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        *,
+        clock: Clock = system_clock,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> None:
+        self.clock = clock
+        self.max_attempts = max_attempts
+        super().__init__(dict(env))
+
+    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
+        merged = dict(type(self).env)
+        merged.update(env or {})
+        return Environment(name, merged)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=MsgspecMapper
+        )
+
+    # --- reading -------------------------------------------------------------------------
+
+    def find(self, aggregate_id: UUID) -> Aggregate | None:
+        """The current state of an aggregate, or None if it does not exist."""
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        except PersistenceError as error:
+            raise StoreUnavailable(f"{self.name} store unavailable: {error}") from error
+
+    def find_as(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        found = self.find(aggregate_id)
+        return found if isinstance(found, kind) else None
+
+    def head(self) -> int:
+        """The notification id of the newest event in this application's log."""
+        try:
+            return self.recorder.max_notification_id() or 0
+        except PersistenceError as error:
+            raise StoreUnavailable(f"{self.name} store unavailable: {error}") from error
+
+    # --- writing -------------------------------------------------------------------------
+
+    def execute(
+        self,
+        command: object,
+        ctx: CommandContext,
+        decide: Callable[[datetime], Decision[T]],
+        result_type: type[T],
+    ) -> Accepted[T]:
+        """Run one command idempotently.
+
+        ``decide`` loads aggregates, calls their command methods (which raise domain
+        errors on bad transitions) and returns the changed aggregates and the result. The
+        events are saved with a receipt for ``ctx.command_id`` in one transaction. A
+        version conflict re-decides on fresh state; a receipt that already exists returns
+        the recorded outcome.
+        """
+        name = type(command).__name__
+        digest = fingerprint(name, command)
+        for attempt in range(self.max_attempts):
+            replay = self.replay(ctx.command_id, name, digest, result_type)
+            if replay is not None:
+                return replay
+            now = self.clock()
+            decision = decide(now)
+            if not decision.has_events:
+                return Accepted(decision.result, {self.name: self.head()})
+            receipt = CommandReceipt.record(
+                ctx.command_id,
+                command_name=name,
+                fingerprint=digest,
+                outcome=encode_json(decision.result),
+                meta=ctx.meta,
+                now=now,
+            )
+            try:
+                position = self.save_all([*decision.changed, receipt])
+            except IntegrityError:
+                backoff(attempt)
+                continue
+            return Accepted(decision.result, {self.name: position})
+        raise ConcurrencyConflict(
+            f"{name} kept conflicting with concurrent changes; retry later",
+            attempts=self.max_attempts,
+        )
+
+    def replay(
+        self, command_id: UUID, name: str, digest: str, result_type: type[T]
+    ) -> Accepted[T] | None:
+        """The recorded outcome of a command id handled before, if it was."""
+        receipt = self.find_as(receipt_id(command_id), CommandReceipt)
+        if receipt is None:
+            return None
+        if receipt.command_name != name or receipt.fingerprint != digest:
+            raise CommandIdReused(
+                f"command id {command_id} was already used for another "
+                f"{receipt.command_name} command",
+                command_id=str(command_id),
+            )
+        value = msgspec.json.decode(receipt.outcome, type=result_type)
+        return Accepted(value, {self.name: self.head()}, replayed=True)
+
+    def save_all(self, aggregates: Sequence[Aggregate | None]) -> int:
+        """Save the pending events of ``aggregates`` in one transaction; return the last
+        notification id. Raises ``IntegrityError`` on a version conflict."""
+        try:
+            recordings = self.save(*aggregates)
+        except IntegrityError:
+            raise
+        except PersistenceError as error:
+            raise StoreUnavailable(f"{self.name} store unavailable: {error}") from error
+        return max((r.notification.id for r in recordings), default=self.head())
+
+
+def backoff(attempt: int) -> None:
+    """Sleep a little, more after each failed attempt, with jitter to break lockstep."""
+    time.sleep(random.uniform(0, min(0.002 * (2 ** min(attempt, 6)), 0.1)))

@@ -1,0 +1,129 @@
+"""A runtime for process managers that follow one application's event log.
+
+A follower reads the events after its stored position, hands each to its handler, and
+stores the new position. Handlers are idempotent (they issue commands whose ids derive
+from the event), so a crash between acting and storing the position only repeats work.
+A handler may decline an event that is not due yet; the follower then stops there and
+tries again on the next run, so nothing is ever skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import InfrastructureFactory, Tracking, TrackingRecorder
+from eventsourcing.utils import Environment, get_topic
+
+from ordertrail.application.base import OrdertrailApplication
+from ordertrail.domain.ids import NAMESPACE
+from ordertrail.domain.meta import Actor, EventMeta
+
+log = logging.getLogger(__name__)
+
+_EVENT = uuid5(NAMESPACE, "application.event")
+
+#: The name under which process managers keep their positions.
+PROCESSES = "Processes"
+
+
+def event_ref(event: DomainEventProtocol[Any]) -> UUID:
+    """A stable id for one stored event (its aggregate id and version)."""
+    return uuid5(_EVENT, f"{event.originator_id}/{event.originator_version}")
+
+
+def follow_up_meta(event: DomainEventProtocol[Any], process: str) -> EventMeta:
+    """Who and why for what a process manager does because of ``event``."""
+    correlation = getattr(getattr(event, "meta", None), "correlation_id", None)
+    ref = event_ref(event)
+    return EventMeta(
+        actor=Actor.system(process), correlation_id=correlation or ref, causation_id=ref
+    )
+
+
+def tracking_recorder(env: Mapping[str, str]) -> TrackingRecorder:
+    """Where the process managers store their positions (one table for all of them)."""
+    factory = InfrastructureFactory.construct(Environment(PROCESSES, dict(env)))
+    return factory.tracking_recorder()
+
+
+class Follower(ABC):
+    """A process manager that reacts to events of one application."""
+
+    name: str = ""
+    topics: Sequence[type[Any]] = ()
+
+    def __init__(
+        self, source: OrdertrailApplication, positions: TrackingRecorder, batch_size: int = 200
+    ) -> None:
+        self.source = source
+        self.positions = positions
+        self.batch_size = batch_size
+        self._topics = [get_topic(t) for t in self.topics]
+
+    @property
+    def tracking_name(self) -> str:
+        return f"{self.name}<-{self.source.name}"
+
+    @abstractmethod
+    def handle(self, event: DomainEventProtocol[Any]) -> bool:
+        """Act on ``event``; return False if it is not due yet (stop here for now)."""
+
+    def position(self) -> int:
+        return self.positions.max_tracking_id(self.tracking_name) or 0
+
+    def run_once(self) -> int:
+        """Handle the events after the stored position, one batch; return how many."""
+        start = self.position()
+        notifications = self.source.recorder.select_notifications(
+            start=start, limit=self.batch_size, topics=self._topics, inclusive_of_start=False
+        )
+        last = start
+        handled = 0
+        try:
+            for notification in notifications:
+                event = self.source.mapper.to_domain_event(notification)
+                if not self.handle(event):
+                    break
+                last = notification.id
+                handled += 1
+        finally:
+            if last > start:
+                self.positions.insert_tracking(Tracking(self.tracking_name, last))
+        return handled
+
+    def run_until_idle(self) -> int:
+        total = 0
+        while handled := self.run_once():
+            total += handled
+        return total
+
+
+class FollowerThread(threading.Thread):
+    """Runs followers in a loop until stopped; logs and retries after a failure."""
+
+    def __init__(self, followers: Sequence[Follower], interval: float = 0.5) -> None:
+        super().__init__(name="ordertrail-followers", daemon=True)
+        self.followers = followers
+        self.interval = interval
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            busy = False
+            for follower in self.followers:
+                try:
+                    busy = follower.run_once() > 0 or busy
+                except Exception:
+                    log.exception("process manager %s failed; retrying", follower.name)
+            if not busy:
+                self.stopping.wait(self.interval)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=10)

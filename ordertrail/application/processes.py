@@ -1,0 +1,110 @@
+"""The process managers of the order lifecycle.
+
+- ``PlacementReaper``: a reservation whose order was never recorded (the placing process
+  died) is abandoned after a grace period and its stock released.
+- ``OrderExpiry``: an order still awaiting payment at its deadline expires; its stock is
+  released.
+- ``StockReleaser``: a cancelled or expired order's stock is released, even if the process
+  that cancelled it died before releasing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import TrackingRecorder
+
+from ordertrail.application.context import CommandContext
+from ordertrail.application.followers import Follower, event_ref, follow_up_meta
+from ordertrail.application.ordering import ExpireOrder, Ordering
+from ordertrail.domain.errors import OrderNotExpirable
+from ordertrail.domain.inventory import InventoryItem, ReleaseReason
+from ordertrail.domain.meta import Actor
+from ordertrail.domain.orders import Order, OrderStatus
+
+DEFAULT_PLACEMENT_GRACE = timedelta(minutes=2)
+
+
+class PlacementReaper(Follower):
+    name = "placement-reaper"
+    topics = (InventoryItem.StockReserved,)
+
+    def __init__(
+        self,
+        ordering: Ordering,
+        positions: TrackingRecorder,
+        grace: timedelta = DEFAULT_PLACEMENT_GRACE,
+    ) -> None:
+        super().__init__(ordering.inventory, positions)
+        self.ordering = ordering
+        self.grace = grace
+
+    def handle(self, event: DomainEventProtocol[Any]) -> bool:
+        assert isinstance(event, InventoryItem.StockReserved)
+        if event.timestamp > self.ordering.inventory.clock() - self.grace:
+            return False  # the placement may still be running
+        self.ordering.abandon_placement(
+            event.order_id, [event.originator_id], follow_up_meta(event, self.name)
+        )
+        return True
+
+
+class OrderExpiry(Follower):
+    name = "order-expiry"
+    topics = (Order.Placed,)
+
+    def __init__(self, ordering: Ordering, positions: TrackingRecorder) -> None:
+        super().__init__(ordering.orders, positions)
+        self.ordering = ordering
+
+    def handle(self, event: DomainEventProtocol[Any]) -> bool:
+        assert isinstance(event, Order.Placed)
+        if self.ordering.orders.clock() < event.payment_due_at:
+            return False  # orders are placed with a fixed window: later ones are due later
+        order = self.ordering.orders.order(event.originator_id)
+        if order.status is not OrderStatus.AWAITING_PAYMENT:
+            return True
+        meta = follow_up_meta(event, self.name)
+        ctx = CommandContext(
+            actor=Actor.system(self.name),
+            command_id=event_ref(event),
+            correlation_id=meta.correlation_id,
+            causation_id=meta.causation_id,
+        )
+        with contextlib.suppress(OrderNotExpirable):  # paid or cancelled meanwhile
+            self.ordering.expire_order(ExpireOrder(event.originator_id), ctx)
+        return True
+
+
+class StockReleaser(Follower):
+    name = "stock-releaser"
+    topics = (Order.Cancelled, Order.Expired)
+
+    def __init__(self, ordering: Ordering, positions: TrackingRecorder) -> None:
+        super().__init__(ordering.orders, positions)
+        self.ordering = ordering
+
+    def handle(self, event: DomainEventProtocol[Any]) -> bool:
+        reason = (
+            ReleaseReason.ORDER_CANCELLED
+            if isinstance(event, Order.Cancelled)
+            else ReleaseReason.ORDER_EXPIRED
+        )
+        self.ordering.release_stock_of(
+            event.originator_id, reason, follow_up_meta(event, self.name)
+        )
+        return True
+
+
+def order_followers(
+    ordering: Ordering, positions: TrackingRecorder, grace: timedelta = DEFAULT_PLACEMENT_GRACE
+) -> Sequence[Follower]:
+    return (
+        PlacementReaper(ordering, positions, grace),
+        OrderExpiry(ordering, positions),
+        StockReleaser(ordering, positions),
+    )
