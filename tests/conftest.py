@@ -21,9 +21,7 @@ from ordertrail.adapters.settings import Settings
 from ordertrail.application.system import Config, Ordertrail
 from tests.support.clock import FakeClock
 
-settings.register_profile(
-    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(
     "ci", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -57,9 +55,7 @@ def postgres_schema_url(postgres_server_url: str) -> Iterator[str]:
         yield f"{base}?schema={schema}"
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema))
-            )
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:

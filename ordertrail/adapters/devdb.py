@@ -142,7 +142,7 @@ def start_cluster(
         "60",
         "start",
     )
-    subprocess.Popen(  # noqa: S603
+    subprocess.Popen(
         [
             sys.executable,
             "-c",

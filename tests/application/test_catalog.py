@@ -23,8 +23,14 @@ from tests.support.builders import cny, heads, staff
 
 def test_registers_a_product_under_its_sku(ot: Ordertrail) -> None:
     accepted = ot.catalog.register_product(
-        RegisterProduct("TEA-1", "Oolong", "tea", cny(2500), {"origin": "Fujian"},
-                        ("https://img.example/tea.png",)),
+        RegisterProduct(
+            "TEA-1",
+            "Oolong",
+            "tea",
+            cny(2500),
+            {"origin": "Fujian"},
+            ("https://img.example/tea.png",),
+        ),
         staff(),
     )
     product = ot.catalog.product("TEA-1")
@@ -52,8 +58,7 @@ def test_a_sku_can_be_registered_only_once(ot: Ordertrail) -> None:
         (RegisterProduct("TEA-2", "", "tea", cny(100)), InvalidProduct),
         (RegisterProduct("TEA-2", "Tea", "tea", cny(0)), InvalidProduct),
         (RegisterProduct("TEA-2", "Tea", "tea", cny(-5)), InvalidProduct),
-        (RegisterProduct("TEA-2", "Tea", "tea", cny(100), image_urls=("ftp://x",)),
-         InvalidProduct),
+        (RegisterProduct("TEA-2", "Tea", "tea", cny(100), image_urls=("ftp://x",)), InvalidProduct),
     ],
 )
 def test_invalid_products_are_refused_and_nothing_is_written(
@@ -86,18 +91,24 @@ def test_price_changes_keep_the_currency_and_same_price_records_nothing(
 
 def test_delisting_and_relisting(ot: Ordertrail) -> None:
     ot.catalog.register_product(RegisterProduct("TEA-1", "Oolong", "tea", cny(2500)), staff())
-    assert ot.catalog.delist_product(DelistProduct("TEA-1", "out of season"), staff()
-                                     ).value.listed is False
+    assert (
+        ot.catalog.delist_product(DelistProduct("TEA-1", "out of season"), staff()).value.listed
+        is False
+    )
     assert ot.catalog.relist_product(RelistProduct("TEA-1"), staff()).value.listed is True
 
 
 def test_revising_details(ot: Ordertrail) -> None:
     ot.catalog.register_product(RegisterProduct("TEA-1", "Oolong", "tea", cny(2500)), staff())
-    ot.catalog.revise_product(ReviseProduct("TEA-1", title="Tieguanyin",
-                                            attributes={"grade": "A"}), staff())
+    ot.catalog.revise_product(
+        ReviseProduct("TEA-1", title="Tieguanyin", attributes={"grade": "A"}), staff()
+    )
     product = ot.catalog.product("TEA-1")
     assert (product.title, product.category, dict(product.attributes)) == (
-        "Tieguanyin", "tea", {"grade": "A"})
+        "Tieguanyin",
+        "tea",
+        {"grade": "A"},
+    )
 
 
 def test_unknown_sku_is_not_found(ot: Ordertrail) -> None:
@@ -112,7 +123,8 @@ def test_the_same_command_id_replays_the_first_outcome(ot: Ordertrail) -> None:
     ot.catalog.change_price(ChangePrice("TEA-1", cny(2700)), staff())
     before = heads(ot)
     again = ot.catalog.change_price(ChangePrice("TEA-1", cny(2600)), ctx)
-    assert again.replayed and not first.replayed
+    assert again.replayed
+    assert not first.replayed
     assert again.value == first.value
     assert heads(ot) == before
     assert ot.catalog.product("TEA-1").price == cny(2700)

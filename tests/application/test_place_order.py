@@ -18,8 +18,8 @@ from ordertrail.domain import (
     OrderStatus,
     PaymentMethod,
     PlannedPayment,
+    ids,
 )
-from ordertrail.domain import ids
 from ordertrail.domain.errors import (
     InsufficientStock,
     InvalidOrder,
@@ -85,21 +85,47 @@ def test_reserving_several_skus_is_all_or_nothing(ot: Ordertrail) -> None:
         lambda: order_of(("TEA-1", 1), total=99),  # plan does not add up
         lambda: order_of(("TEA-1", 0), total=0),  # zero quantity
         lambda: order_of(("NOPE", 1), total=100),  # unknown product
-        lambda: PlaceOrder("cust-1", (LineRequest("TEA-1", 1, "office"),), (home(),),
-                           (PlannedPayment(PaymentMethod.CARD, cny(100)),)),  # unknown group
-        lambda: PlaceOrder("cust-1", (LineRequest("TEA-1", 1, "home"),),
-                           (home(), DeliveryGroup("spare", address())),
-                           (PlannedPayment(PaymentMethod.CARD, cny(100)),)),  # empty group
-        lambda: PlaceOrder("cust-1", (LineRequest("TEA-1", 1, "home"),), (home(),),
-                           (PlannedPayment(PaymentMethod.CASH_ON_DELIVERY, cny(50)),
-                            PlannedPayment(PaymentMethod.CASH_ON_DELIVERY, cny(50)))),
-        lambda: PlaceOrder("cust-1", (LineRequest("TEA-1", 1, "home"),), (home(),),
-                           (PlannedPayment(PaymentMethod.CARD, cny(0)),),
-                           discounts=(Discount.create("ALL", cny(100)),)),
-        lambda: PlaceOrder("cust-1", (LineRequest("TEA-1", 1, "home"),), (home(),),
-                           (), discounts=(Discount.create("BIG", cny(500)),)),
-        lambda: PlaceOrder("", (LineRequest("TEA-1", 1, "home"),), (home(),),
-                           (PlannedPayment(PaymentMethod.CARD, cny(100)),)),
+        lambda: PlaceOrder(
+            "cust-1",
+            (LineRequest("TEA-1", 1, "office"),),
+            (home(),),
+            (PlannedPayment(PaymentMethod.CARD, cny(100)),),
+        ),  # unknown group
+        lambda: PlaceOrder(
+            "cust-1",
+            (LineRequest("TEA-1", 1, "home"),),
+            (home(), DeliveryGroup("spare", address())),
+            (PlannedPayment(PaymentMethod.CARD, cny(100)),),
+        ),  # empty group
+        lambda: PlaceOrder(
+            "cust-1",
+            (LineRequest("TEA-1", 1, "home"),),
+            (home(),),
+            (
+                PlannedPayment(PaymentMethod.CASH_ON_DELIVERY, cny(50)),
+                PlannedPayment(PaymentMethod.CASH_ON_DELIVERY, cny(50)),
+            ),
+        ),
+        lambda: PlaceOrder(
+            "cust-1",
+            (LineRequest("TEA-1", 1, "home"),),
+            (home(),),
+            (PlannedPayment(PaymentMethod.CARD, cny(0)),),
+            discounts=(Discount.create("ALL", cny(100)),),
+        ),
+        lambda: PlaceOrder(
+            "cust-1",
+            (LineRequest("TEA-1", 1, "home"),),
+            (home(),),
+            (),
+            discounts=(Discount.create("BIG", cny(500)),),
+        ),
+        lambda: PlaceOrder(
+            "",
+            (LineRequest("TEA-1", 1, "home"),),
+            (home(),),
+            (PlannedPayment(PaymentMethod.CARD, cny(100)),),
+        ),
         lambda: PlaceOrder("cust-1", (), (home(),), ()),
     ],
 )
@@ -116,8 +142,13 @@ def test_bad_orders_are_refused_with_a_typed_error_and_write_nothing(
 
 def test_a_fully_discounted_order_needs_no_payment_and_is_paid_at_once(ot: Ordertrail) -> None:
     stocked_product(ot, "TEA-1", 100, 10)
-    command = PlaceOrder("cust-1", (LineRequest("TEA-1", 1, "home"),), (home(),), (),
-                         discounts=(Discount.create("FREE", cny(100)),))
+    command = PlaceOrder(
+        "cust-1",
+        (LineRequest("TEA-1", 1, "home"),),
+        (home(),),
+        (),
+        discounts=(Discount.create("FREE", cny(100)),),
+    )
     accepted = ot.ordering.place_order(command, customer())
     assert accepted.value.status is OrderStatus.READY_TO_SHIP
 
@@ -125,15 +156,22 @@ def test_a_fully_discounted_order_needs_no_payment_and_is_paid_at_once(ot: Order
 def test_shipping_fee_and_discounts_are_explicit_amounts(ot: Ordertrail) -> None:
     stocked_product(ot, "TEA-1", 1000, 10)
     command = PlaceOrder(
-        "cust-1", (LineRequest("TEA-1", 2, "home"),), (home(),),
-        (PlannedPayment(PaymentMethod.WECHAT_PAY, cny(1700)),
-         PlannedPayment(PaymentMethod.CASH_ON_DELIVERY, cny(500))),
-        shipping_fee=cny(500), discounts=(Discount.create("WELCOME", cny(300)),),
+        "cust-1",
+        (LineRequest("TEA-1", 2, "home"),),
+        (home(),),
+        (
+            PlannedPayment(PaymentMethod.WECHAT_PAY, cny(1700)),
+            PlannedPayment(PaymentMethod.CASH_ON_DELIVERY, cny(500)),
+        ),
+        shipping_fee=cny(500),
+        discounts=(Discount.create("WELCOME", cny(300)),),
     )
     order = ot.orders.order(ot.ordering.place_order(command, customer()).value.order_id)
     assert (order.subtotal, order.shipping_fee, order.total) == (cny(2000), cny(500), cny(2200))
     assert [p.method for p in order.payments.values()] == [
-        PaymentMethod.WECHAT_PAY, PaymentMethod.CASH_ON_DELIVERY]
+        PaymentMethod.WECHAT_PAY,
+        PaymentMethod.CASH_ON_DELIVERY,
+    ]
 
 
 def test_delisted_products_cannot_be_ordered(ot: Ordertrail) -> None:
@@ -153,18 +191,24 @@ def test_one_order_can_ship_to_several_addresses(ot: Ordertrail) -> None:
     )
     order = ot.orders.order(ot.ordering.place_order(command, customer()).value.order_id)
     assert [(g.group_id, g.address.city) for g in order.delivery_groups] == [
-        ("home", "Shanghai"), ("parents", "Hangzhou")]
+        ("home", "Shanghai"),
+        ("parents", "Hangzhou"),
+    ]
     assert ot.inventory.stock_level("TEA-1").reserved == 5
 
 
 def test_reservations_come_from_warehouses_that_serve_each_delivery_group(
     make_ot: Callable[..., Ordertrail],
 ) -> None:
-    ot = make_ot(Config(warehouses=(
-        Warehouse("sh", frozenset({"CN"}), priority=10),
-        Warehouse("hk", frozenset({"HK", "CN"}), priority=20),
-        Warehouse("eu", frozenset({"DE", "FR"}), priority=10),
-    )))
+    ot = make_ot(
+        Config(
+            warehouses=(
+                Warehouse("sh", frozenset({"CN"}), priority=10),
+                Warehouse("hk", frozenset({"HK", "CN"}), priority=20),
+                Warehouse("eu", frozenset({"DE", "FR"}), priority=10),
+            )
+        )
+    )
     stocked_product(ot, "TEA-1", 100, 2, warehouse="sh")
     from ordertrail.application.inventory import ReceiveStock
 
@@ -179,14 +223,16 @@ def test_reservations_come_from_warehouses_that_serve_each_delivery_group(
     order = ot.orders.order(ot.ordering.place_order(command, customer()).value.order_id)
     # Shanghai (preferred for CN) has only 2 of the 3, so the whole group ships from HK.
     assert [(line.delivery_group, line.warehouse) for line in order.lines] == [
-        ("home", "hk"), ("berlin", "eu")]
+        ("home", "hk"),
+        ("berlin", "eu"),
+    ]
     assert ot.inventory.stock_level("TEA-1", "sh").reserved == 0
     assert ot.inventory.stock_level("TEA-1", "hk").reserved == 3
     assert ot.inventory.stock_level("TEA-1", "eu").reserved == 1
     with pytest.raises(NoWarehouseServes):
         ot.ordering.place_order(
-            order_of(("TEA-1", 1), total=100, group=DeliveryGroup("x", address("US"))),
-            customer())
+            order_of(("TEA-1", 1), total=100, group=DeliveryGroup("x", address("US"))), customer()
+        )
 
 
 def test_placing_is_idempotent_per_command_id(ot: Ordertrail) -> None:
@@ -208,8 +254,7 @@ def test_placing_is_idempotent_per_command_id(ot: Ordertrail) -> None:
 def test_every_event_records_actor_correlation_and_causation(ot: Ordertrail) -> None:
     stocked_product(ot, "TEA-1", 100, 10)
     ctx = customer("cust-9")
-    accepted = ot.ordering.place_order(order_of(("TEA-1", 1), total=100,
-                                                customer_id="cust-9"), ctx)
+    accepted = ot.ordering.place_order(order_of(("TEA-1", 1), total=100, customer_id="cust-9"), ctx)
     events = list(ot.orders.events.get(accepted.value.order_id))
     item_events = list(ot.inventory.events.get(ids.inventory_item_id("TEA-1", "main")))
     reserved = [e for e in item_events if isinstance(e, InventoryItem.StockReserved)]

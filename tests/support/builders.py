@@ -38,7 +38,10 @@ def provider(command_id: UUID | None = None) -> CommandContext:
 
 def address(country: str = "CN", city: str = "Shanghai") -> Address:
     return Address.create(
-        recipient="Li Lei", phone="+86 138 0000 0000", line1="1 Huaihai Road", city=city,
+        recipient="Li Lei",
+        phone="+86 138 0000 0000",
+        line1="1 Huaihai Road",
+        city=city,
         country=country,
     )
 
@@ -47,10 +50,10 @@ def home(country: str = "CN") -> DeliveryGroup:
     return DeliveryGroup("home", address(country))
 
 
-def stocked_product(ot: Ordertrail, sku: str, price: int, stock: int,
-                    warehouse: str = "main") -> None:
-    ot.catalog.register_product(RegisterProduct(sku, f"Product {sku}", "tea", cny(price)),
-                                staff())
+def stocked_product(
+    ot: Ordertrail, sku: str, price: int, stock: int, warehouse: str = "main"
+) -> None:
+    ot.catalog.register_product(RegisterProduct(sku, f"Product {sku}", "tea", cny(price)), staff())
     if stock:
         ot.inventory.receive_stock(ReceiveStock(sku, stock, warehouse), staff())
 

@@ -1,0 +1,5 @@
+import sys
+
+from ordertrail.adapters.cli import main
+
+sys.exit(main())
