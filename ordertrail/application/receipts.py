@@ -45,6 +45,7 @@ class CommandReceipt(Aggregate):
 
     class Recorded(Event, Aggregate.Created):
         TOPIC = "ordertrail.application:CommandReceipt.Recorded"
+        class_version = 1
         command_name: str
         fingerprint: str
         outcome: bytes

@@ -35,6 +35,7 @@ class Product(Aggregate):
 
     class Registered(Event, Aggregate.Created):
         TOPIC = "ordertrail.catalog:Product.Registered"
+        class_version = 1
         sku: str
         title: str
         category: str
@@ -47,6 +48,7 @@ class Product(Aggregate):
 
     class DetailsRevised(Event):
         TOPIC = "ordertrail.catalog:Product.DetailsRevised"
+        class_version = 1
         title: str
         category: str
         attributes: tuple[tuple[str, str], ...]
@@ -60,6 +62,7 @@ class Product(Aggregate):
 
     class PriceChanged(Event):
         TOPIC = "ordertrail.catalog:Product.PriceChanged"
+        class_version = 1
         old_price: Money
         new_price: Money
 
@@ -68,6 +71,7 @@ class Product(Aggregate):
 
     class Delisted(Event):
         TOPIC = "ordertrail.catalog:Product.Delisted"
+        class_version = 1
         reason: str
 
         def apply(self, aggregate: Product) -> None:
@@ -75,6 +79,7 @@ class Product(Aggregate):
 
     class Relisted(Event):
         TOPIC = "ordertrail.catalog:Product.Relisted"
+        class_version = 1
 
         def apply(self, aggregate: Product) -> None:
             aggregate.listed = True

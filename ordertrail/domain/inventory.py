@@ -64,6 +64,7 @@ class InventoryItem(Aggregate):
 
     class Opened(Event, Aggregate.Created):
         TOPIC = "ordertrail.inventory:InventoryItem.Opened"
+        class_version = 1
         sku: str
         warehouse: str
 
@@ -71,6 +72,7 @@ class InventoryItem(Aggregate):
 
     class StockReceived(Event):
         TOPIC = "ordertrail.inventory:InventoryItem.StockReceived"
+        class_version = 1
         quantity: int
         reference: str
 
@@ -79,6 +81,7 @@ class InventoryItem(Aggregate):
 
     class StockAdjusted(Event):
         TOPIC = "ordertrail.inventory:InventoryItem.StockAdjusted"
+        class_version = 1
         delta: int
         reason: AdjustmentReason
         note: str
@@ -88,6 +91,7 @@ class InventoryItem(Aggregate):
 
     class StockReserved(Event):
         TOPIC = "ordertrail.inventory:InventoryItem.StockReserved"
+        class_version = 1
         order_id: UUID
         quantity: int
         expires_at: datetime
@@ -103,6 +107,7 @@ class InventoryItem(Aggregate):
 
     class ReservationReleased(Event):
         TOPIC = "ordertrail.inventory:InventoryItem.ReservationReleased"
+        class_version = 1
         order_id: UUID
         quantity: int
         reason: ReleaseReason
@@ -115,6 +120,7 @@ class InventoryItem(Aggregate):
         """Units left the warehouse in a parcel: they leave on-hand and the reservation."""
 
         TOPIC = "ordertrail.inventory:InventoryItem.ReservationCommitted"
+        class_version = 1
         order_id: UUID
         quantity: int
         shipment_ref: str
@@ -137,6 +143,7 @@ class InventoryItem(Aggregate):
         """Returned units came back into sellable stock."""
 
         TOPIC = "ordertrail.inventory:InventoryItem.StockRestocked"
+        class_version = 1
         quantity: int
         reference: str
         order_id: UUID | None

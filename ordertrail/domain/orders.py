@@ -63,6 +63,7 @@ class Order(Aggregate):
 
     class Placed(Event, Aggregate.Created):
         TOPIC = "ordertrail.orders:Order.Placed"
+        class_version = 1
         customer_id: str
         currency: str
         lines: tuple[OrderLine, ...]
@@ -78,6 +79,7 @@ class Order(Aggregate):
 
     class PaymentAuthorized(Event):
         TOPIC = "ordertrail.orders:Order.PaymentAuthorized"
+        class_version = 1
         payment_id: UUID
         amount: Money
         provider_ref: str
@@ -90,6 +92,7 @@ class Order(Aggregate):
 
     class PaymentCaptured(Event):
         TOPIC = "ordertrail.orders:Order.PaymentCaptured"
+        class_version = 1
         payment_id: UUID
         method: PaymentMethod
         amount: Money
@@ -103,6 +106,7 @@ class Order(Aggregate):
 
     class PaymentFailed(Event):
         TOPIC = "ordertrail.orders:Order.PaymentFailed"
+        class_version = 1
         payment_id: UUID
         reason: str
         provider_ref: str
@@ -113,6 +117,7 @@ class Order(Aggregate):
 
     class PaymentVoided(Event):
         TOPIC = "ordertrail.orders:Order.PaymentVoided"
+        class_version = 1
         payment_id: UUID
         reason: str
 
@@ -121,6 +126,7 @@ class Order(Aggregate):
 
     class PaymentRefunded(Event):
         TOPIC = "ordertrail.orders:Order.PaymentRefunded"
+        class_version = 1
         payment_id: UUID
         amount: Money
         refund_ref: str
@@ -136,6 +142,7 @@ class Order(Aggregate):
         """Every online payment is captured in full and nothing is due on delivery."""
 
         TOPIC = "ordertrail.orders:Order.Paid"
+        class_version = 1
         amount: Money
 
         def apply(self, aggregate: Order) -> None:
@@ -145,6 +152,7 @@ class Order(Aggregate):
         """The merchant confirmed the order; its cash part is collected on delivery."""
 
         TOPIC = "ordertrail.orders:Order.CashOnDeliveryConfirmed"
+        class_version = 1
         amount_due_on_delivery: Money
 
         def apply(self, aggregate: Order) -> None:
@@ -152,12 +160,14 @@ class Order(Aggregate):
 
     class ReleasedToFulfilment(Event):
         TOPIC = "ordertrail.orders:Order.ReleasedToFulfilment"
+        class_version = 1
 
         def apply(self, aggregate: Order) -> None:
             aggregate.status = OrderStatus.READY_TO_SHIP
 
     class Cancelled(Event):
         TOPIC = "ordertrail.orders:Order.Cancelled"
+        class_version = 1
         reason: str
         previous_status: OrderStatus
 
@@ -166,6 +176,7 @@ class Order(Aggregate):
 
     class Expired(Event):
         TOPIC = "ordertrail.orders:Order.Expired"
+        class_version = 1
         payment_due_at: datetime
 
         def apply(self, aggregate: Order) -> None:
@@ -529,6 +540,7 @@ class AbandonedPlacement(Aggregate):
 
     class Recorded(Event, Aggregate.Created):
         TOPIC = "ordertrail.orders:AbandonedPlacement.Recorded"
+        class_version = 1
         reason: str
 
     Created = Recorded
