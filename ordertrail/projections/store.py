@@ -1,0 +1,213 @@
+"""Where read models live: an SQLite file on the embedded default, tables in the
+PostgreSQL schema of the event store in production.
+
+Read models write SQL once, with ``?`` placeholders and these type words, which the store
+turns into its dialect: ``{int}`` (64-bit integer), ``{text}``, ``{bool}``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql as pgsql
+from psycopg.rows import tuple_row
+from psycopg_pool import ConnectionPool
+
+Dialect = Literal["sqlite", "postgres"]
+Params = Sequence[Any] | Mapping[str, Any]
+
+_TYPES: dict[Dialect, dict[str, str]] = {
+    "sqlite": {"int": "INTEGER", "text": "TEXT", "bool": "INTEGER"},
+    "postgres": {"int": "BIGINT", "text": "TEXT", "bool": "BOOLEAN"},
+}
+
+
+class Tx:
+    """One transaction (or one read) on a read store."""
+
+    def __init__(self, dialect: Dialect, cursor: Any) -> None:
+        self.dialect = dialect
+        self._cursor = cursor
+
+    def ddl(self, statement: str) -> None:
+        self._cursor.execute(statement.format(**_TYPES[self.dialect]))
+
+    def execute(self, statement: str, params: Params = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        if self.dialect == "postgres":
+            statement = statement.replace("%", "%%").replace("?", "%s")
+        self._cursor.execute(statement, params)
+        return int(self._cursor.rowcount)
+
+    def executemany(self, statement: str, rows: Sequence[Params]) -> None:
+        if not rows:
+            return
+        if self.dialect == "postgres":
+            statement = statement.replace("%", "%%").replace("?", "%s")
+        self._cursor.executemany(statement, rows)
+
+    def one(self, statement: str, params: Params = ()) -> tuple[Any, ...] | None:
+        self.execute(statement, params)
+        row = self._cursor.fetchone()
+        return None if row is None else tuple(row)
+
+    def all(self, statement: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        self.execute(statement, params)
+        return [tuple(row) for row in self._cursor.fetchall()]
+
+    def scalar(self, statement: str, params: Params = ()) -> Any:
+        row = self.one(statement, params)
+        return None if row is None else row[0]
+
+
+class Listener:
+    """Waits for new events by polling: the embedded default has no notifications."""
+
+    def wait(self, timeout: float) -> None:
+        threading.Event().wait(timeout)
+
+    def close(self) -> None:
+        return None
+
+
+class PostgresListener(Listener):
+    """LISTENs on the event tables' channels (the event store NOTIFYs on every insert).
+
+    It listens before the caller's next poll, so an insert after that poll always wakes it.
+    """
+
+    def __init__(self, conninfo: str, channels: Sequence[str]) -> None:
+        self._conn = psycopg.connect(conninfo, autocommit=True)
+        for channel in channels:
+            self._conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(channel)))
+
+    def wait(self, timeout: float) -> None:
+        for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+            break
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class ReadStore(ABC):
+    dialect: Dialect
+
+    @abstractmethod
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """A read-write transaction, committed if the block ends normally."""
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A read (a transaction that is never committed)."""
+        with self.transaction() as tx:
+            yield tx
+
+    def listener(self, channels: Sequence[str]) -> Listener:
+        """Something to wait on until new events may have been recorded."""
+        return Listener()
+
+    def close(self) -> None:
+        return None
+
+
+class SQLiteReadStore(ReadStore):
+    """One SQLite file (WAL mode) holding every read model of the embedded default."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._uri = path.startswith("file:")
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, uri=self._uri, isolation_level=None, timeout=30, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        conn = self._connection()
+        with self._write_lock:
+            cursor = conn.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx("sqlite", cursor)
+            except BaseException:
+                conn.rollback()
+                raise
+            else:
+                conn.commit()
+            finally:
+                cursor.close()
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        conn = self._connection()
+        cursor = conn.cursor()
+        cursor.execute("BEGIN")
+        try:
+            yield Tx("sqlite", cursor)
+        finally:
+            conn.rollback()
+            cursor.close()
+
+
+class PostgresReadStore(ReadStore):
+    """Read-model tables in the event store's PostgreSQL schema."""
+
+    dialect: Dialect = "postgres"
+
+    def __init__(self, conninfo: str, schema: str = "public", pool_size: int = 4) -> None:
+        self.conninfo = conninfo
+        self.schema = schema
+        search_path = pgsql.SQL("SET search_path TO {}").format(pgsql.Identifier(schema))
+
+        def configure(conn: psycopg.Connection[Any]) -> None:
+            conn.execute(search_path)
+            conn.commit()
+
+        self.pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            configure=configure,
+            open=True,
+            kwargs={"row_factory": tuple_row},
+            name="ordertrail-read-store",
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            yield Tx("postgres", cursor)
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        with (
+            self.pool.connection() as conn,
+            conn.transaction(force_rollback=True),
+            conn.cursor() as cursor,
+        ):
+            yield Tx("postgres", cursor)
+
+    def listener(self, channels: Sequence[str]) -> Listener:
+        return PostgresListener(self.conninfo, channels)
+
+    def close(self) -> None:
+        self.pool.close()
