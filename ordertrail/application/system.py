@@ -9,17 +9,19 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Self
 
+from ordertrail.application.base import OrdertrailApplication
 from ordertrail.application.catalog import CatalogApplication
 from ordertrail.application.context import Clock, system_clock
 from ordertrail.application.followers import PROCESSES, Follower, tracking_recorder
 from ordertrail.application.inventory import InventoryApplication
+from ordertrail.application.knowledge import KnowledgeApplication
 from ordertrail.application.ordering import DEFAULT_PAYMENT_WINDOW, Ordering
 from ordertrail.application.orders import OrdersApplication
 from ordertrail.application.processes import DEFAULT_PLACEMENT_GRACE, order_followers
 from ordertrail.application.warehouses import Warehouse, WarehouseDirectory
 
 #: Every store this package writes; each is one event table (or one SQLite file).
-APPLICATION_NAMES = ("Catalog", "Inventory", "Orders", PROCESSES)
+APPLICATION_NAMES = ("Catalog", "Inventory", "Orders", "Knowledge", PROCESSES)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Ordertrail:
         self.ordering = Ordering(
             self.catalog, self.inventory, self.orders, payment_window=self.config.payment_window
         )
+        self.knowledge = KnowledgeApplication(env, clock=clock)
         self.positions = tracking_recorder(env)
         self.followers: tuple[Follower, ...] = tuple(
             order_followers(self.ordering, self.positions, self.config.placement_grace)
@@ -65,8 +68,12 @@ class Ordertrail:
         return sum(follower.run_until_idle() for follower in self.followers)
 
     def close(self) -> None:
-        for app in (self.catalog, self.inventory, self.orders):
+        for app in self.applications:
             app.close()
+
+    @property
+    def applications(self) -> tuple[OrdertrailApplication, ...]:
+        return (self.catalog, self.inventory, self.orders, self.knowledge)
 
     def __enter__(self) -> Self:
         return self

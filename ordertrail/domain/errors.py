@@ -173,3 +173,97 @@ class PlacementAbandoned(DomainError):
 
     code = "order.placement_abandoned"
     kind = ErrorKind.CONFLICT
+
+
+# --- logistics ---------------------------------------------------------------------------
+
+
+class InvalidShipment(DomainError):
+    code = "logistics.invalid_shipment"
+
+
+class ShipmentNotFound(DomainError):
+    code = "logistics.shipment_not_found"
+    kind = ErrorKind.NOT_FOUND
+
+
+class ShipmentExceedsOrder(DomainError):
+    """A parcel would carry more of a line than was ordered and not yet shipped."""
+
+    code = "logistics.exceeds_ordered"
+    kind = ErrorKind.REJECTED
+
+
+class InvalidShipmentTransition(DomainError):
+    code = "logistics.invalid_transition"
+    kind = ErrorKind.CONFLICT
+
+
+class CashOnDeliveryMismatch(DomainError):
+    code = "logistics.cod_amount_mismatch"
+    kind = ErrorKind.REJECTED
+
+
+class RemittanceExceedsCollected(DomainError):
+    code = "logistics.remittance_exceeds_collected"
+    kind = ErrorKind.REJECTED
+
+
+class UnknownCarrier(DomainError):
+    code = "logistics.unknown_carrier"
+
+
+class NoCarrierAvailable(DomainError):
+    code = "logistics.no_carrier_available"
+    kind = ErrorKind.REJECTED
+
+
+# --- after-sales -------------------------------------------------------------------------
+
+
+class InvalidCase(DomainError):
+    code = "aftersales.invalid_case"
+
+
+class CaseNotFound(DomainError):
+    code = "aftersales.case_not_found"
+    kind = ErrorKind.NOT_FOUND
+
+
+class InvalidCaseTransition(DomainError):
+    code = "aftersales.invalid_transition"
+    kind = ErrorKind.CONFLICT
+
+
+class ReturnExceedsDelivered(DomainError):
+    """More would come back than was delivered and not already returned."""
+
+    code = "aftersales.exceeds_delivered"
+    kind = ErrorKind.REJECTED
+
+
+class AfterSalesWindowClosed(DomainError):
+    code = "aftersales.window_closed"
+    kind = ErrorKind.REJECTED
+
+
+class RefundExceedsCase(DomainError):
+    code = "aftersales.refund_exceeds_case"
+    kind = ErrorKind.REJECTED
+
+
+# --- knowledge ---------------------------------------------------------------------------
+
+
+class InvalidArticle(DomainError):
+    code = "knowledge.invalid_article"
+
+
+class ArticleNotFound(DomainError):
+    code = "knowledge.article_not_found"
+    kind = ErrorKind.NOT_FOUND
+
+
+class InvalidArticleTransition(DomainError):
+    code = "knowledge.invalid_transition"
+    kind = ErrorKind.CONFLICT

@@ -32,3 +32,36 @@ def order_id(place_command_id: UUID) -> UUID:
 
 def payment_id(order: UUID, index: int) -> UUID:
     return uuid5(_PAYMENT, f"{order}\x1f{index}")
+
+
+_CARRIER_ACCOUNT = uuid5(NAMESPACE, "logistics.carrier-account")
+_TRACKING_NUMBER = uuid5(NAMESPACE, "logistics.tracking-number")
+_SHIPMENT = uuid5(NAMESPACE, "logistics.shipment")
+_CASE = uuid5(NAMESPACE, "aftersales.case")
+_RETURN_LEDGER = uuid5(NAMESPACE, "aftersales.return-ledger")
+_ARTICLE = uuid5(NAMESPACE, "knowledge.article")
+
+
+def carrier_account_id(carrier: str) -> UUID:
+    return uuid5(_CARRIER_ACCOUNT, carrier)
+
+
+def tracking_number_id(carrier: str, tracking_number: str) -> UUID:
+    """The one index entry of a carrier's tracking number, pointing at its shipment."""
+    return uuid5(_TRACKING_NUMBER, f"{carrier}\x1f{tracking_number}")
+
+
+def shipment_id(create_command_id: UUID) -> UUID:
+    return uuid5(_SHIPMENT, str(create_command_id))
+
+
+def case_id(request_command_id: UUID) -> UUID:
+    return uuid5(_CASE, str(request_command_id))
+
+
+def return_ledger_id(order: UUID) -> UUID:
+    return uuid5(_RETURN_LEDGER, str(order))
+
+
+def article_id(draft_command_id: UUID) -> UUID:
+    return uuid5(_ARTICLE, str(draft_command_id))

@@ -32,7 +32,7 @@ def text(
         raise error(f"{field} must not be empty", field=field)
     if len(stripped) > max_length:
         raise error(f"{field} must be at most {max_length} characters", field=field)
-    if any(ord(ch) < 32 and ch not in "\t\n" for ch in stripped):
+    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in stripped):
         raise error(f"{field} must not contain control characters", field=field)
     return stripped
 
