@@ -267,3 +267,18 @@ class ArticleNotFound(DomainError):
 class InvalidArticleTransition(DomainError):
     code = "knowledge.invalid_transition"
     kind = ErrorKind.CONFLICT
+
+
+# --- carriers ----------------------------------------------------------------------------
+
+
+class InvalidCarrierNotification(DomainError):
+    """A carrier's callback could not be read: not the format its adapter expects."""
+
+    code = "logistics.invalid_notification"
+
+
+class CarrierSignatureInvalid(DomainError):
+    """A carrier's callback is unsigned or its signature does not match its body."""
+
+    code = "logistics.bad_signature"

@@ -48,10 +48,10 @@ class Reservation:
     """Units held for one order until they ship (commit) or the order ends (release)."""
 
     order_id: UUID
-    quantity: int
+    quantity: int  # still held
     reserved_at: datetime
     expires_at: datetime
-    committed_refs: tuple[str, ...] = ()
+    shipped: int = 0  # already shipped from it
 
 
 class InventoryItem(Aggregate):
@@ -130,14 +130,13 @@ class InventoryItem(Aggregate):
             remaining = held.quantity - self.quantity
             if remaining:
                 aggregate.reservations[self.order_id] = replace(
-                    held,
-                    quantity=remaining,
-                    committed_refs=(*held.committed_refs, self.shipment_ref),
+                    held, quantity=remaining, shipped=held.shipped + self.quantity
                 )
             else:
                 del aggregate.reservations[self.order_id]
             aggregate.reserved -= self.quantity
             aggregate.on_hand -= self.quantity
+            aggregate.shipped_refs.add(self.shipment_ref)
 
     class StockRestocked(Event):
         """Returned units came back into sellable stock."""
@@ -159,6 +158,8 @@ class InventoryItem(Aggregate):
         self.reserved = 0
         self.reservations: dict[UUID, Reservation] = {}
         self.restock_refs: set[str] = set()
+        # Every shipment that took stock, so a repeated commit never counts twice.
+        self.shipped_refs: set[str] = set()
 
     # --- commands ------------------------------------------------------------------------
 
@@ -231,9 +232,11 @@ class InventoryItem(Aggregate):
         qty = rules.positive_quantity(
             quantity, "quantity", error=InvalidQuantity, maximum=MAX_QUANTITY
         )
+        if expires_at <= now:
+            raise InvalidQuantity("a reservation must expire in the future", field="expires_at")
         held = self.reservations.get(order_id)
         if held is not None:
-            if held.quantity == qty and not held.committed_refs:
+            if held.quantity + held.shipped == qty:
                 return
             raise ReservationConflict(
                 f"order {order_id} already holds {held.quantity} of {self.sku}",
@@ -261,6 +264,10 @@ class InventoryItem(Aggregate):
         self, order_id: UUID, reason: ReleaseReason, *, meta: EventMeta, now: datetime
     ) -> bool:
         """Give back what an order holds. Releasing what is not held records nothing."""
+        try:
+            why = ReleaseReason(reason)
+        except ValueError:
+            raise InvalidQuantity(f"unknown release reason {reason!r}", field="reason") from None
         held = self.reservations.get(order_id)
         if held is None:
             return False
@@ -270,7 +277,7 @@ class InventoryItem(Aggregate):
             meta=meta,
             order_id=order_id,
             quantity=held.quantity,
-            reason=ReleaseReason(reason),
+            reason=why,
         )
         return True
 
@@ -282,13 +289,13 @@ class InventoryItem(Aggregate):
             quantity, "quantity", error=InvalidQuantity, maximum=MAX_QUANTITY
         )
         ref = rules.text(shipment_ref, "shipment reference", max_length=200, error=InvalidQuantity)
+        if ref in self.shipped_refs:
+            return False
         held = self.reservations.get(order_id)
         if held is None:
             raise ReservationNotFound(
                 f"order {order_id} holds no {self.sku}", order_id=str(order_id), sku=self.sku
             )
-        if ref in held.committed_refs:
-            return False
         if qty > held.quantity:
             raise InvalidQuantity(
                 f"cannot ship {qty} of {self.sku}: order {order_id} holds {held.quantity}",

@@ -35,7 +35,7 @@ class Actor:
             actor_kind = ActorKind(kind)
         except ValueError:
             raise InvalidValue(f"unknown actor kind {kind!r}", kind=str(kind)) from None
-        if not isinstance(actor_id, str) or not _ACTOR_ID.match(actor_id):
+        if not isinstance(actor_id, str) or not _ACTOR_ID.fullmatch(actor_id):
             raise InvalidValue("actor id must be 1-128 safe characters", actor_id=actor_id)
         return cls(actor_kind, actor_id)
 

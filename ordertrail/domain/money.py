@@ -27,7 +27,7 @@ class Money:
             )
         if abs(self.amount) > MAX_MINOR_UNITS:
             raise InvalidValue("money amount is out of range", amount=self.amount)
-        if not isinstance(self.currency, str) or not _CURRENCY.match(self.currency):
+        if not isinstance(self.currency, str) or not _CURRENCY.fullmatch(self.currency):
             raise InvalidValue(
                 "currency must be a three-letter ISO 4217 code", currency=self.currency
             )

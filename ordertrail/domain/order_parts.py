@@ -10,7 +10,7 @@ from ordertrail.domain.errors import InvalidOrder
 from ordertrail.domain.money import Money
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{4,24}$")
+_PHONE = re.compile(r"^\+?[0-9(][0-9 ()-]{4,24}$")
 
 MAX_LINE_QUANTITY = 10_000
 
@@ -41,11 +41,11 @@ class Address:
         postal_code: str = "",
         line2: str = "",
     ) -> Address:
-        if not isinstance(country, str) or not _COUNTRY.match(country):
+        if not isinstance(country, str) or not _COUNTRY.fullmatch(country):
             raise InvalidOrder(
                 "country must be an ISO 3166-1 alpha-2 code such as 'CN'", field="country"
             )
-        if not isinstance(phone, str) or not _PHONE.match(phone.strip()):
+        if not isinstance(phone, str) or not _PHONE.fullmatch(phone.strip()):
             raise InvalidOrder("phone must be a telephone number", field="phone")
         return cls(
             recipient=rules.text(recipient, "recipient", max_length=100, error=InvalidOrder),

@@ -3,54 +3,52 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from enum import StrEnum
+from dataclasses import replace
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from ordertrail.domain import ids, rules
+from ordertrail.domain import rules
 from ordertrail.domain.errors import (
     InvalidOrder,
     InvalidOrderTransition,
+    InvalidValue,
     OrderNotCancellable,
     OrderNotExpirable,
     OrderNotPayable,
     PaymentNotFound,
-    PaymentPlanMismatch,
+    ShipmentNotFound,
+)
+from ordertrail.domain.fulfilment import (
+    ParcelQuantity,
+    ParcelRecord,
+    ParcelState,
+    allocated,
+    check_parcel,
+    fulfilment_status,
+    quantities_in,
 )
 from ordertrail.domain.meta import EventMeta
 from ordertrail.domain.money import Money, total
-from ordertrail.domain.order_parts import MAX_LINE_QUANTITY, DeliveryGroup, Discount, OrderLine
-from ordertrail.domain.payments import Payment, PaymentMethod, PlannedPayment
-
-MAX_LINES = 100
-MAX_GROUPS = 10
-MAX_PAYMENTS = 5
-MAX_DISCOUNTS = 10
-
-
-class OrderStatus(StrEnum):
-    AWAITING_PAYMENT = "awaiting_payment"  # placed; online payment or COD confirmation due
-    PAID = "paid"  # every online payment captured in full, nothing on delivery
-    COD_CONFIRMED = "cod_confirmed"  # online part captured, cash on delivery confirmed
-    READY_TO_SHIP = "ready_to_ship"  # released to fulfilment
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"  # not paid in time
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
-
-
-CANCELLABLE = frozenset(
-    {
-        OrderStatus.AWAITING_PAYMENT,
-        OrderStatus.PAID,
-        OrderStatus.COD_CONFIRMED,
-        OrderStatus.READY_TO_SHIP,
-    }
+from ordertrail.domain.order_parts import DeliveryGroup, Discount, OrderLine
+from ordertrail.domain.order_rules import (
+    check_amount,
+    check_discounts,
+    check_lines_and_groups,
+    check_payment_plan,
 )
+from ordertrail.domain.order_rules import provider_ref as _provider_ref
+from ordertrail.domain.order_status import CANCELLABLE, FULFILMENT, OrderStatus
+from ordertrail.domain.payments import (
+    Payment,
+    PaymentMethod,
+    PaymentState,
+    PlannedPayment,
+    ProviderAction,
+)
+
+__all__ = ["CANCELLABLE", "FULFILMENT", "AbandonedPlacement", "Order", "OrderStatus"]
 
 
 class Order(Aggregate):
@@ -182,6 +180,88 @@ class Order(Aggregate):
         def apply(self, aggregate: Order) -> None:
             aggregate.status = OrderStatus.EXPIRED
 
+    # --- fulfilment (from the logistics context) ------------------------------------------
+
+    class ShipmentPlanned(Event):
+        """Units of one delivery group were allocated to a parcel."""
+
+        TOPIC = "ordertrail.orders:Order.ShipmentPlanned"
+        class_version = 1
+        shipment_id: UUID
+        delivery_group: str
+        lines: tuple[ParcelQuantity, ...]
+
+        def apply(self, aggregate: Order) -> None:
+            aggregate.parcels[self.shipment_id] = ParcelRecord(
+                self.shipment_id, self.delivery_group, self.lines
+            )
+
+    class ShipmentDispatched(Event):
+        TOPIC = "ordertrail.orders:Order.ShipmentDispatched"
+        class_version = 1
+        shipment_id: UUID
+        carrier: str
+        tracking_number: str
+        status: OrderStatus  # the order's status once this parcel left
+
+        def apply(self, aggregate: Order) -> None:
+            parcel = aggregate.parcels[self.shipment_id]
+            aggregate.parcels[self.shipment_id] = replace(
+                parcel,
+                state=ParcelState.DISPATCHED,
+                carrier=self.carrier,
+                tracking_number=self.tracking_number,
+            )
+            aggregate.status = self.status
+
+    class ShipmentDelivered(Event):
+        TOPIC = "ordertrail.orders:Order.ShipmentDelivered"
+        class_version = 1
+        shipment_id: UUID
+        delivered_at: datetime
+        status: OrderStatus
+
+        def apply(self, aggregate: Order) -> None:
+            parcel = aggregate.parcels[self.shipment_id]
+            aggregate.parcels[self.shipment_id] = replace(
+                parcel, state=ParcelState.DELIVERED, delivered_at=self.delivered_at
+            )
+            aggregate.status = self.status
+
+    class ShipmentReturned(Event):
+        """A parcel came back undelivered (refused, undeliverable): its units may ship again."""
+
+        TOPIC = "ordertrail.orders:Order.ShipmentReturned"
+        class_version = 1
+        shipment_id: UUID
+        reason: str
+        status: OrderStatus
+
+        def apply(self, aggregate: Order) -> None:
+            parcel = aggregate.parcels[self.shipment_id]
+            aggregate.parcels[self.shipment_id] = replace(parcel, state=ParcelState.RETURNED)
+            aggregate.status = self.status
+
+    class ShipmentCancelled(Event):
+        TOPIC = "ordertrail.orders:Order.ShipmentCancelled"
+        class_version = 1
+        shipment_id: UUID
+        reason: str
+
+        def apply(self, aggregate: Order) -> None:
+            parcel = aggregate.parcels[self.shipment_id]
+            aggregate.parcels[self.shipment_id] = replace(parcel, state=ParcelState.CANCELLED)
+
+    class Completed(Event):
+        """The after-sales window closed on a delivered order."""
+
+        TOPIC = "ordertrail.orders:Order.Completed"
+        class_version = 1
+        delivered_at: datetime
+
+        def apply(self, aggregate: Order) -> None:
+            aggregate.status = OrderStatus.COMPLETED
+
     def __init__(
         self,
         *,
@@ -207,6 +287,7 @@ class Order(Aggregate):
         self.payments: dict[UUID, Payment] = {p.payment_id: p for p in payments}
         self.payment_due_at = payment_due_at
         self.status = OrderStatus.AWAITING_PAYMENT
+        self.parcels: dict[UUID, ParcelRecord] = {}
 
     # --- placing -------------------------------------------------------------------------
 
@@ -232,16 +313,19 @@ class Order(Aggregate):
         currency, and that the payment plan adds up to the total.
         """
         customer = rules.code(customer_id, "customer id", error=InvalidOrder)
-        checked_lines, groups = _check_lines_and_groups(lines, delivery_groups)
+        checked_lines, groups = check_lines_and_groups(lines, delivery_groups)
         currency = checked_lines[0].unit_price.currency
-        subtotal = total([line.line_total for line in checked_lines], currency)
-        fee = _check_amount(shipping_fee, currency, "shipping fee")
-        reductions = _check_discounts(discounts, currency)
-        discount_total = total([d.amount for d in reductions], currency)
-        grand_total = subtotal + fee - discount_total
+        fee = check_amount(shipping_fee, currency, "shipping fee")
+        reductions = check_discounts(discounts, currency)
+        try:
+            subtotal = total([line.line_total for line in checked_lines], currency)
+            discount_total = total([d.amount for d in reductions], currency)
+            grand_total = subtotal + fee - discount_total
+        except InvalidValue:
+            raise InvalidOrder("the order amount is out of range", field="lines") from None
         if grand_total.amount < 0:
             raise InvalidOrder("discounts exceed the order amount", field="discounts")
-        payments = _check_payment_plan(order_id, payment_plan, grand_total)
+        payments = check_payment_plan(order_id, payment_plan, grand_total)
         if payment_due_at <= now:
             raise InvalidOrder("the payment deadline must be in the future", field="payment_due_at")
         order = cls._create(
@@ -277,7 +361,7 @@ class Order(Aggregate):
         """A provider holds funds. The same provider reference twice records nothing."""
         payment = self._payment(payment_id)
         ref = _provider_ref(provider_ref)
-        if payment.has_seen(ref):
+        if payment.has_seen(ProviderAction.AUTHORIZE, ref):
             return False
         if self.status is not OrderStatus.AWAITING_PAYMENT:
             raise OrderNotPayable(
@@ -309,7 +393,7 @@ class Order(Aggregate):
         back, see ``refund_due``); the same provider reference twice records nothing."""
         payment = self._payment(payment_id)
         ref = _provider_ref(provider_ref)
-        if payment.has_seen(ref):
+        if payment.has_seen(ProviderAction.CAPTURE, ref):
             return False
         self._check_currency(amount)
         payment.check_capture(amount)
@@ -336,7 +420,7 @@ class Order(Aggregate):
     ) -> bool:
         payment = self._payment(payment_id)
         ref = _provider_ref(provider_ref)
-        if payment.has_seen(ref):
+        if payment.has_seen(ProviderAction.FAIL, ref):
             return False
         why = rules.text(reason, "reason", max_length=500, error=InvalidOrder)
         payment.check_fail()
@@ -373,7 +457,7 @@ class Order(Aggregate):
         """Give money back, never more than was captured. A refund reference counts once."""
         payment = self._payment(payment_id)
         ref = rules.text(refund_ref, "refund reference", max_length=200, error=InvalidOrder)
-        if payment.has_seen(ref):
+        if payment.has_seen(ProviderAction.REFUND, ref):
             return False
         why = rules.text(reason, "reason", max_length=500, error=InvalidOrder)
         self._check_currency(amount)
@@ -413,75 +497,6 @@ class Order(Aggregate):
         if auto_release:
             self.release_to_fulfilment(meta=meta, now=now)
 
-    # --- lifecycle -----------------------------------------------------------------------
-
-    def release_to_fulfilment(self, *, meta: EventMeta, now: datetime) -> None:
-        if self.status not in (OrderStatus.PAID, OrderStatus.COD_CONFIRMED):
-            raise InvalidOrderTransition(
-                f"a {self.status.value} order cannot be released to fulfilment",
-                status=self.status.value,
-            )
-        self.trigger_event(self.ReleasedToFulfilment, timestamp=now, meta=meta)
-
-    def cancel(self, reason: str, *, meta: EventMeta, now: datetime) -> None:
-        """Cancel before shipping. Authorizations are voided; captured money becomes refund due."""
-        why = rules.text(reason, "reason", max_length=500, error=InvalidOrder)
-        if self.status not in CANCELLABLE:
-            raise OrderNotCancellable(
-                f"a {self.status.value} order cannot be cancelled", status=self.status.value
-            )
-        self.trigger_event(
-            self.Cancelled, timestamp=now, meta=meta, reason=why, previous_status=self.status
-        )
-        self._void_authorizations("order cancelled", meta=meta, now=now)
-
-    def expire(self, *, meta: EventMeta, now: datetime) -> None:
-        """An unpaid order whose payment deadline has passed ends; its stock is released."""
-        if self.status is not OrderStatus.AWAITING_PAYMENT:
-            raise OrderNotExpirable(
-                f"a {self.status.value} order does not expire", status=self.status.value
-            )
-        if now < self.payment_due_at:
-            raise OrderNotExpirable(
-                "the payment deadline has not passed",
-                payment_due_at=self.payment_due_at.isoformat(),
-            )
-        self.trigger_event(
-            self.Expired, timestamp=now, meta=meta, payment_due_at=self.payment_due_at
-        )
-        self._void_authorizations("order expired", meta=meta, now=now)
-
-    # --- queries -------------------------------------------------------------------------
-
-    @property
-    def captured(self) -> Money:
-        return total([p.captured for p in self.payments.values()], self.currency)
-
-    @property
-    def refunded(self) -> Money:
-        return total([p.refunded for p in self.payments.values()], self.currency)
-
-    @property
-    def refund_due(self) -> Money:
-        """Money that must go back: everything captured on an order that ended unfulfilled."""
-        if self.status.is_terminal:
-            return self.captured - self.refunded
-        return Money.zero(self.currency)
-
-    @property
-    def is_paid(self) -> bool:
-        return all(p.fully_captured for p in self.payments.values() if p.method.is_online)
-
-    def reserved_quantities(self) -> dict[tuple[str, str], int]:
-        """Units this order holds per (sku, warehouse)."""
-        held: dict[tuple[str, str], int] = {}
-        for line in self.lines:
-            key = (line.sku, line.warehouse)
-            held[key] = held.get(key, 0) + line.quantity
-        return held
-
-    # --- helpers -------------------------------------------------------------------------
-
     def _payment(self, payment_id: UUID) -> Payment:
         try:
             return self.payments[payment_id]
@@ -516,7 +531,7 @@ class Order(Aggregate):
 
     def _void_authorizations(self, reason: str, *, meta: EventMeta, now: datetime) -> None:
         for payment in list(self.payments.values()):
-            if payment.state.value == "authorized":
+            if payment.state is PaymentState.AUTHORIZED:
                 self.trigger_event(
                     self.PaymentVoided,
                     timestamp=now,
@@ -524,6 +539,236 @@ class Order(Aggregate):
                     payment_id=payment.payment_id,
                     reason=reason,
                 )
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def release_to_fulfilment(self, *, meta: EventMeta, now: datetime) -> None:
+        if self.status not in (OrderStatus.PAID, OrderStatus.COD_CONFIRMED):
+            raise InvalidOrderTransition(
+                f"a {self.status.value} order cannot be released to fulfilment",
+                status=self.status.value,
+            )
+        self.trigger_event(self.ReleasedToFulfilment, timestamp=now, meta=meta)
+
+    def cancel(self, reason: str, *, meta: EventMeta, now: datetime) -> None:
+        """Cancel before shipping. Authorizations are voided; captured money becomes refund due."""
+        why = rules.text(reason, "reason", max_length=500, error=InvalidOrder)
+        if self.status not in CANCELLABLE:
+            raise OrderNotCancellable(
+                f"a {self.status.value} order cannot be cancelled", status=self.status.value
+            )
+        if any(parcel.state.holds_units for parcel in self.parcels.values()):
+            raise OrderNotCancellable(
+                "cancel its parcels first: some of the order is booked, shipped or delivered",
+                status=self.status.value,
+            )
+        self.trigger_event(
+            self.Cancelled, timestamp=now, meta=meta, reason=why, previous_status=self.status
+        )
+        self._void_authorizations("order cancelled", meta=meta, now=now)
+
+    def expire(self, *, meta: EventMeta, now: datetime) -> None:
+        """An unpaid order whose payment deadline has passed ends; its stock is released."""
+        if self.status is not OrderStatus.AWAITING_PAYMENT:
+            raise OrderNotExpirable(
+                f"a {self.status.value} order does not expire", status=self.status.value
+            )
+        if now < self.payment_due_at:
+            raise OrderNotExpirable(
+                "the payment deadline has not passed",
+                payment_due_at=self.payment_due_at.isoformat(),
+            )
+        self.trigger_event(
+            self.Expired, timestamp=now, meta=meta, payment_due_at=self.payment_due_at
+        )
+        self._void_authorizations("order expired", meta=meta, now=now)
+
+    # --- fulfilment ----------------------------------------------------------------------
+
+    def plan_shipment(
+        self,
+        shipment_id: UUID,
+        delivery_group: str,
+        lines: Sequence[ParcelQuantity],
+        *,
+        meta: EventMeta,
+        now: datetime,
+    ) -> bool:
+        """Allocate units of one delivery group to a parcel: never more of a line than was
+        ordered and is not already in a parcel. The same parcel twice records nothing."""
+        existing = self.parcels.get(shipment_id)
+        if existing is not None:
+            if existing.delivery_group == delivery_group and existing.lines == tuple(lines):
+                return False
+            raise InvalidOrderTransition(f"parcel {shipment_id} is already planned otherwise")
+        if self.status not in FULFILMENT or self.status is OrderStatus.DELIVERED:
+            raise InvalidOrderTransition(
+                f"a {self.status.value} order is not shipped", status=self.status.value
+            )
+        check_parcel(self.lines, self.delivery_groups, self.parcels.values(), delivery_group, lines)
+        self.trigger_event(
+            self.ShipmentPlanned,
+            timestamp=now,
+            meta=meta,
+            shipment_id=shipment_id,
+            delivery_group=delivery_group,
+            lines=tuple(lines),
+        )
+        return True
+
+    def record_dispatch(
+        self,
+        shipment_id: UUID,
+        *,
+        carrier: str,
+        tracking_number: str,
+        meta: EventMeta,
+        now: datetime,
+    ) -> bool:
+        """The carrier has the parcel. A late or repeated notice records nothing."""
+        parcel = self._parcel(shipment_id)
+        if parcel.state is not ParcelState.PLANNED:
+            return False
+        after = {**self.parcels, shipment_id: replace(parcel, state=ParcelState.DISPATCHED)}
+        self.trigger_event(
+            self.ShipmentDispatched,
+            timestamp=now,
+            meta=meta,
+            shipment_id=shipment_id,
+            carrier=carrier,
+            tracking_number=tracking_number,
+            status=self._fulfilment_status(after),
+        )
+        return True
+
+    def record_delivery(
+        self, shipment_id: UUID, *, delivered_at: datetime, meta: EventMeta, now: datetime
+    ) -> bool:
+        """The parcel was delivered (a delivery implies the dispatch, if that notice was
+        lost). Repeated, or after the parcel came back, it records nothing."""
+        parcel = self._parcel(shipment_id)
+        if parcel.state not in (ParcelState.PLANNED, ParcelState.DISPATCHED):
+            return False
+        after = {**self.parcels, shipment_id: replace(parcel, state=ParcelState.DELIVERED)}
+        self.trigger_event(
+            self.ShipmentDelivered,
+            timestamp=now,
+            meta=meta,
+            shipment_id=shipment_id,
+            delivered_at=delivered_at,
+            status=self._fulfilment_status(after),
+        )
+        return True
+
+    def record_return(
+        self, shipment_id: UUID, reason: str, *, meta: EventMeta, now: datetime
+    ) -> bool:
+        """The parcel came back undelivered; its units may be shipped again (or the order
+        cancelled). Repeated, or after delivery, it records nothing."""
+        why = rules.text(reason, "reason", max_length=500, error=InvalidOrder)
+        parcel = self._parcel(shipment_id)
+        if parcel.state not in (ParcelState.PLANNED, ParcelState.DISPATCHED):
+            return False
+        after = {**self.parcels, shipment_id: replace(parcel, state=ParcelState.RETURNED)}
+        self.trigger_event(
+            self.ShipmentReturned,
+            timestamp=now,
+            meta=meta,
+            shipment_id=shipment_id,
+            reason=why,
+            status=self._fulfilment_status(after),
+        )
+        return True
+
+    def cancel_shipment(
+        self, shipment_id: UUID, reason: str, *, meta: EventMeta, now: datetime
+    ) -> bool:
+        """A parcel cancelled before pickup gives its units back to the order."""
+        why = rules.text(reason, "reason", max_length=500, error=InvalidOrder)
+        parcel = self._parcel(shipment_id)
+        if parcel.state is ParcelState.CANCELLED:
+            return False
+        if parcel.state is not ParcelState.PLANNED:
+            raise InvalidOrderTransition(
+                f"a {parcel.state.value} parcel cannot be cancelled", state=parcel.state.value
+            )
+        self.trigger_event(
+            self.ShipmentCancelled,
+            timestamp=now,
+            meta=meta,
+            shipment_id=shipment_id,
+            reason=why,
+        )
+        return True
+
+    def complete(self, *, after_sales_window: timedelta, meta: EventMeta, now: datetime) -> None:
+        """Close a delivered order once its after-sales window has passed."""
+        delivered_at = self.last_delivered_at
+        if self.status is not OrderStatus.DELIVERED or delivered_at is None:
+            raise InvalidOrderTransition(
+                f"a {self.status.value} order is not completed", status=self.status.value
+            )
+        if now < delivered_at + after_sales_window:
+            raise InvalidOrderTransition("the after-sales window is still open")
+        self.trigger_event(self.Completed, timestamp=now, meta=meta, delivered_at=delivered_at)
+
+    @property
+    def last_delivered_at(self) -> datetime | None:
+        times = [p.delivered_at for p in self.parcels.values() if p.delivered_at is not None]
+        return max(times, default=None)
+
+    def delivered_quantities(self) -> dict[int, int]:
+        """Units delivered per order line."""
+        return quantities_in(self.parcels.values(), ParcelState.DELIVERED)
+
+    def unallocated_quantities(self) -> dict[int, int]:
+        """Units per order line that are in no parcel yet."""
+        taken = allocated(self.parcels.values())
+        return {
+            line.line_no: line.quantity - taken.get(line.line_no, 0)
+            for line in self.lines
+            if line.quantity > taken.get(line.line_no, 0)
+        }
+
+    def _parcel(self, shipment_id: UUID) -> ParcelRecord:
+        try:
+            return self.parcels[shipment_id]
+        except KeyError:
+            raise ShipmentNotFound(
+                f"order has no parcel {shipment_id}", shipment_id=str(shipment_id)
+            ) from None
+
+    def _fulfilment_status(self, parcels: dict[UUID, ParcelRecord]) -> OrderStatus:
+        return fulfilment_status(self.lines, parcels.values())
+
+    # --- queries -------------------------------------------------------------------------
+
+    @property
+    def captured(self) -> Money:
+        return total([p.captured for p in self.payments.values()], self.currency)
+
+    @property
+    def refunded(self) -> Money:
+        return total([p.refunded for p in self.payments.values()], self.currency)
+
+    @property
+    def refund_due(self) -> Money:
+        """Money that must go back: everything captured on an order that ended unfulfilled."""
+        if self.status.ended_unfulfilled:
+            return self.captured - self.refunded
+        return Money.zero(self.currency)
+
+    @property
+    def is_paid(self) -> bool:
+        return all(p.fully_captured for p in self.payments.values() if p.method.is_online)
+
+    def reserved_quantities(self) -> dict[tuple[str, str], int]:
+        """Units this order holds per (sku, warehouse)."""
+        held: dict[tuple[str, str], int] = {}
+        for line in self.lines:
+            key = (line.sku, line.warehouse)
+            held[key] = held.get(key, 0) + line.quantity
+        return held
 
 
 class AbandonedPlacement(Aggregate):
@@ -556,105 +801,3 @@ class AbandonedPlacement(Aggregate):
 
 
 # --- validation of a new order ---------------------------------------------------------------
-
-
-def _provider_ref(value: str) -> str:
-    return rules.text(
-        value, "provider reference", max_length=200, error=InvalidOrder, allow_empty=True
-    )
-
-
-def _check_amount(amount: Money, currency: str, field: str) -> Money:
-    if not isinstance(amount, Money) or amount.currency != currency:
-        raise InvalidOrder(f"{field} must be in {currency}", field=field)
-    if amount.amount < 0:
-        raise InvalidOrder(f"{field} must not be negative", field=field)
-    return amount
-
-
-def _check_lines_and_groups(
-    lines: Sequence[OrderLine], groups: Sequence[DeliveryGroup]
-) -> tuple[tuple[OrderLine, ...], tuple[DeliveryGroup, ...]]:
-    if not lines:
-        raise InvalidOrder("an order needs at least one line", field="lines")
-    if len(lines) > MAX_LINES:
-        raise InvalidOrder(f"an order has at most {MAX_LINES} lines", field="lines")
-    if not groups or len(groups) > MAX_GROUPS:
-        raise InvalidOrder(
-            f"an order has 1 to {MAX_GROUPS} delivery groups", field="delivery_groups"
-        )
-    group_ids = [g.group_id for g in groups]
-    if len(set(group_ids)) != len(group_ids):
-        raise InvalidOrder("delivery group ids must be unique", field="delivery_groups")
-    currency = lines[0].unit_price.currency
-    seen: set[tuple[str, str]] = set()
-    used_groups: set[str] = set()
-    for index, line in enumerate(lines, start=1):
-        if line.line_no != index:
-            raise InvalidOrder("lines are numbered 1, 2, 3, ...", field="lines")
-        if type(line.quantity) is not int or not 0 < line.quantity <= MAX_LINE_QUANTITY:
-            raise InvalidOrder(
-                f"a line quantity is 1 to {MAX_LINE_QUANTITY}", field="lines", line_no=line.line_no
-            )
-        if line.unit_price.currency != currency:
-            raise InvalidOrder("all lines must be priced in one currency", field="lines")
-        if line.unit_price.amount <= 0:
-            raise InvalidOrder("a unit price must be positive", field="lines")
-        if line.delivery_group not in group_ids:
-            raise InvalidOrder(
-                f"line {line.line_no} names an unknown delivery group",
-                field="lines",
-                line_no=line.line_no,
-            )
-        key = (line.sku, line.delivery_group)
-        if key in seen:
-            raise InvalidOrder(
-                f"{line.sku} appears twice in delivery group {line.delivery_group}",
-                field="lines",
-                sku=line.sku,
-            )
-        seen.add(key)
-        used_groups.add(line.delivery_group)
-    if used_groups != set(group_ids):
-        raise InvalidOrder("every delivery group needs at least one line", field="delivery_groups")
-    return tuple(lines), tuple(groups)
-
-
-def _check_discounts(discounts: Sequence[Discount], currency: str) -> tuple[Discount, ...]:
-    if len(discounts) > MAX_DISCOUNTS:
-        raise InvalidOrder(f"at most {MAX_DISCOUNTS} discounts", field="discounts")
-    codes = [d.code for d in discounts]
-    if len(set(codes)) != len(codes):
-        raise InvalidOrder("a discount code applies once", field="discounts")
-    for discount in discounts:
-        if discount.amount.currency != currency or discount.amount.amount <= 0:
-            raise InvalidOrder(f"discounts are positive amounts in {currency}", field="discounts")
-    return tuple(discounts)
-
-
-def _check_payment_plan(
-    order_id: UUID, plan: Sequence[PlannedPayment], grand_total: Money
-) -> tuple[Payment, ...]:
-    if len(plan) > MAX_PAYMENTS:
-        raise PaymentPlanMismatch(f"at most {MAX_PAYMENTS} payments", field="payments")
-    if grand_total.amount > 0 and not plan:
-        raise PaymentPlanMismatch("a payment plan is needed", field="payments")
-    cod = [p for p in plan if p.method is PaymentMethod.CASH_ON_DELIVERY]
-    if len(cod) > 1:
-        raise PaymentPlanMismatch("at most one cash-on-delivery payment", field="payments")
-    for entry in plan:
-        if entry.amount.currency != grand_total.currency or entry.amount.amount <= 0:
-            raise PaymentPlanMismatch(
-                f"each payment is a positive amount in {grand_total.currency}", field="payments"
-            )
-    planned = total([p.amount for p in plan], grand_total.currency)
-    if planned != grand_total:
-        raise PaymentPlanMismatch(
-            f"the payments add up to {planned.amount}, the order total is {grand_total.amount}",
-            field="payments",
-            planned=planned.amount,
-            total=grand_total.amount,
-        )
-    return tuple(
-        Payment.planned(ids.payment_id(order_id, i), entry) for i, entry in enumerate(plan)
-    )

@@ -35,7 +35,17 @@ class PaymentState(StrEnum):
     AUTHORIZED = "authorized"  # funds held by the provider, not yet taken
     CAPTURED = "captured"  # some or all of the amount has been taken
     FAILED = "failed"  # the last attempt failed; a new attempt may follow
-    VOIDED = "voided"  # an authorization was cancelled before capture; final
+    VOIDED = "voided"  # an authorization was cancelled before capture
+
+
+class ProviderAction(StrEnum):
+    """What a provider reference was seen for: one reference may serve several actions
+    (an authorization and its capture often share a transaction id)."""
+
+    AUTHORIZE = "authorize"
+    CAPTURE = "capture"
+    FAIL = "fail"
+    REFUND = "refund"
 
 
 @dataclass(frozen=True)
@@ -65,24 +75,30 @@ class Payment:
     # --- derived -------------------------------------------------------------------------
 
     @property
-    def uncaptured(self) -> Money:
-        return self.amount - self.captured
-
-    @property
-    def refundable(self) -> Money:
+    def net_captured(self) -> Money:
+        """What the shop holds of this payment: captured minus refunded."""
         return self.captured - self.refunded
 
     @property
-    def fully_captured(self) -> bool:
-        return self.captured == self.amount
+    def uncaptured(self) -> Money:
+        """What is still due on this payment."""
+        return self.amount - self.net_captured
 
-    def has_seen(self, provider_ref: str) -> bool:
-        return bool(provider_ref) and provider_ref in self.provider_refs
+    @property
+    def refundable(self) -> Money:
+        return self.net_captured
+
+    @property
+    def fully_captured(self) -> bool:
+        return self.uncaptured.is_zero
+
+    def has_seen(self, action: ProviderAction, provider_ref: str) -> bool:
+        return bool(provider_ref) and f"{action.value}:{provider_ref}" in self.provider_refs
 
     # --- guards (raise; never called while applying events) ------------------------------
 
     def check_authorize(self, amount: Money) -> None:
-        if self.state not in (PaymentState.PENDING, PaymentState.FAILED):
+        if self.state not in (PaymentState.PENDING, PaymentState.FAILED, PaymentState.VOIDED):
             raise InvalidPaymentTransition(
                 f"a {self.state.value} payment cannot be authorized",
                 payment_id=str(self.payment_id),
@@ -101,10 +117,8 @@ class Payment:
             )
 
     def check_capture(self, amount: Money) -> None:
-        if self.state is PaymentState.VOIDED:
-            raise InvalidPaymentTransition(
-                "a voided payment cannot be captured", payment_id=str(self.payment_id)
-            )
+        """Money a provider says it took is recorded in any state (even after a void that
+        we asked for): only the amount is limited, to what is still due."""
         if amount.amount <= 0:
             raise InvalidValue("a capture is a positive amount", field="amount")
         if amount > self.uncaptured:
@@ -144,15 +158,17 @@ class Payment:
 
     # --- transitions (pure; used while applying events) ----------------------------------
 
-    def _remember(self, provider_ref: str) -> tuple[str, ...]:
-        return (*self.provider_refs, provider_ref) if provider_ref else self.provider_refs
+    def _remember(self, action: ProviderAction, provider_ref: str) -> tuple[str, ...]:
+        if not provider_ref:
+            return self.provider_refs
+        return (*self.provider_refs, f"{action.value}:{provider_ref}")
 
     def authorized_for(self, amount: Money, provider_ref: str) -> Payment:
         return replace(
             self,
             state=PaymentState.AUTHORIZED,
             authorized=amount,
-            provider_refs=self._remember(provider_ref),
+            provider_refs=self._remember(ProviderAction.AUTHORIZE, provider_ref),
         )
 
     def captured_more(self, amount: Money, provider_ref: str) -> Payment:
@@ -160,7 +176,7 @@ class Payment:
             self,
             state=PaymentState.CAPTURED,
             captured=self.captured + amount,
-            provider_refs=self._remember(provider_ref),
+            provider_refs=self._remember(ProviderAction.CAPTURE, provider_ref),
         )
 
     def failed(self, provider_ref: str) -> Payment:
@@ -168,7 +184,7 @@ class Payment:
             self,
             state=PaymentState.FAILED,
             authorized=Money.zero(self.amount.currency),
-            provider_refs=self._remember(provider_ref),
+            provider_refs=self._remember(ProviderAction.FAIL, provider_ref),
         )
 
     def voided(self) -> Payment:
@@ -176,5 +192,7 @@ class Payment:
 
     def refunded_more(self, amount: Money, refund_ref: str) -> Payment:
         return replace(
-            self, refunded=self.refunded + amount, provider_refs=self._remember(refund_ref)
+            self,
+            refunded=self.refunded + amount,
+            provider_refs=self._remember(ProviderAction.REFUND, refund_ref),
         )

@@ -38,7 +38,7 @@ def text(
 
 
 def sku(value: object, *, error: type[DomainError] = InvalidValue) -> str:
-    if not isinstance(value, str) or not _SKU.match(value):
+    if not isinstance(value, str) or not _SKU.fullmatch(value):
         raise error(
             "a SKU is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
             field="sku",
@@ -49,7 +49,7 @@ def sku(value: object, *, error: type[DomainError] = InvalidValue) -> str:
 
 def code(value: object, field: str, *, error: type[DomainError] = InvalidValue) -> str:
     """A short identifier chosen by a person (a warehouse code, a delivery group id)."""
-    if not isinstance(value, str) or not _CODE.match(value):
+    if not isinstance(value, str) or not _CODE.fullmatch(value):
         raise error(f"{field} must be 1-64 letters, digits, '.', '_' or '-'", field=field)
     return value
 
@@ -65,7 +65,7 @@ def urls(
     if len(checked) > limit:
         raise error(f"at most {limit} {field}", field=field)
     for url in checked:
-        if not isinstance(url, str) or not _URL.match(url):
+        if not isinstance(url, str) or not _URL.fullmatch(url):
             raise error(f"{field} must be http(s) URLs", field=field)
     return tuple(str(url) for url in checked)
 

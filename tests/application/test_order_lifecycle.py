@@ -113,10 +113,14 @@ def test_authorize_then_fail_then_retry_then_void(ot: Ordertrail) -> None:
         VoidPayment(order.order_id, payment, "fraud check"), customer()
     ).value
     assert voided.payments[0].state is PaymentState.VOIDED
-    with pytest.raises(InvalidPaymentTransition):
-        ot.orders.capture_payment(
-            CapturePayment(order.order_id, payment, cny(1), "a-4"), provider()
-        )
+    with pytest.raises(InvalidPaymentTransition):  # only an authorization can be voided
+        ot.orders.void_payment(VoidPayment(order.order_id, payment, "again"), customer())
+    # The provider's word wins: money it says it took is recorded even after a void.
+    captured = ot.orders.capture_payment(
+        CapturePayment(order.order_id, payment, cny(2000), "a-3"), provider()
+    ).value
+    assert captured.payments[0].state is PaymentState.CAPTURED
+    assert captured.status is OrderStatus.READY_TO_SHIP
 
 
 def test_refunds_never_exceed_what_was_captured(ot: Ordertrail) -> None:

@@ -1,0 +1,1 @@
+"""Property-based, stateful specifications of the domain aggregates."""
