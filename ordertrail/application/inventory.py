@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -124,13 +124,81 @@ class InventoryApplication(OrdertrailApplication):
         Idempotent: items that hold nothing for the order record nothing. Returns the
         position of the release, or None if there was nothing to release.
         """
+        return self.update_items(
+            item_ids,
+            lambda item, now: item.release(order_id, reason, meta=meta, now=now),
+            f"release the stock of order {order_id}",
+        )
+
+    def commit_parcel(
+        self,
+        holder_id: UUID,
+        parts: Iterable[tuple[UUID, int]],
+        shipment_ref: str,
+        meta: EventMeta,
+    ) -> int | None:
+        """A parcel left: its units leave on-hand stock and the holder's reservation.
+        ``parts`` are (item id, quantity). Counted once per shipment reference."""
+        quantities = dict(parts)
+        return self.update_items(
+            quantities,
+            lambda item, now: item.commit(
+                holder_id, quantities[item.id], shipment_ref=shipment_ref, meta=meta, now=now
+            ),
+            f"ship parcel {shipment_ref}",
+        )
+
+    def return_parcel(
+        self,
+        holder_id: UUID,
+        parts: Iterable[tuple[UUID, int]],
+        shipment_ref: str,
+        meta: EventMeta,
+    ) -> int | None:
+        """An undelivered parcel came back: its units are on hand and held again."""
+        quantities = dict(parts)
+        return self.update_items(
+            quantities,
+            lambda item, now: item.return_parcel(
+                holder_id, quantities[item.id], shipment_ref=shipment_ref, meta=meta, now=now
+            ),
+            f"take back parcel {shipment_ref}",
+        )
+
+    def restock_returned(
+        self, parts: Iterable[tuple[UUID, int, str]], order_id: UUID, meta: EventMeta
+    ) -> int | None:
+        """Returned units go back into sellable stock, once per reference.
+        ``parts`` are (item id, quantity, reference)."""
+        by_item = {item_id: (qty, ref) for item_id, qty, ref in parts}
+        return self.update_items(
+            by_item,
+            lambda item, now: item.restock(
+                by_item[item.id][0],
+                reference=by_item[item.id][1],
+                order_id=order_id,
+                meta=meta,
+                now=now,
+            ),
+            f"restock the return of order {order_id}",
+        )
+
+    def update_items(
+        self,
+        item_ids: Iterable[UUID],
+        change: Callable[[InventoryItem, datetime], bool],
+        what: str,
+    ) -> int | None:
+        """Apply an idempotent change to several items and save them in one transaction,
+        deciding again on a version conflict. Returns the position, or None if nothing
+        changed. Items that do not exist are skipped."""
         unique_ids = list(dict.fromkeys(item_ids))
         for attempt in range(self.max_attempts):
             now = self.clock()
             changed = []
             for item_id in unique_ids:
                 item = self.find_as(item_id, InventoryItem)
-                if item is not None and item.release(order_id, reason, meta=meta, now=now):
+                if item is not None and change(item, now):
                     changed.append(item)
             if not changed:
                 return None
@@ -138,6 +206,4 @@ class InventoryApplication(OrdertrailApplication):
                 return self.save_all(changed)
             except IntegrityError:
                 backoff(attempt)
-        raise ConcurrencyConflict(
-            f"could not release the stock of order {order_id}", order_id=str(order_id)
-        )
+        raise ConcurrencyConflict(f"could not {what}: stock kept changing", what=what)

@@ -100,6 +100,7 @@ class AfterSalesCase(Aggregate):
 
         def apply(self, aggregate: AfterSalesCase) -> None:
             aggregate.status = CaseStatus.APPROVED
+            aggregate.approved = True
 
     class Rejected(Event):
         TOPIC = "ordertrail.aftersales:AfterSalesCase.Rejected"
@@ -185,6 +186,7 @@ class AfterSalesCase(Aggregate):
         self.photo_urls = photo_urls
         self.description = description
         self.status = CaseStatus.REQUESTED
+        self.approved = False
         self.inspections: tuple[LineInspection, ...] = ()
         self.refunded = Money.zero(lines[0].unit_price.currency)
         self.refund_refs: set[str] = set()
@@ -307,7 +309,8 @@ class AfterSalesCase(Aggregate):
         due_status = (
             CaseStatus.APPROVED if self.kind is CaseKind.REFUND_ONLY else CaseStatus.INSPECTED
         )
-        self._require(due_status, "refunded")
+        if self.status is not CaseStatus.CLOSED:  # money moved before closing still counts
+            self._require(due_status, "refunded")
         if not isinstance(amount, Money) or amount.currency != self.currency:
             raise InvalidCase(f"refunds are in {self.currency}", field="amount")
         if amount.amount <= 0:
@@ -325,17 +328,25 @@ class AfterSalesCase(Aggregate):
         return True
 
     def arrange_replacement(self, shipment_id: UUID, *, meta: EventMeta, now: datetime) -> bool:
-        """An exchange's accepted units go out again; arranged once."""
+        """An approved exchange sends the requested units again; arranged once."""
         if self.kind is not CaseKind.EXCHANGE:
             raise InvalidCaseTransition("only an exchange gets a replacement")
         if self.replacement_shipment_id is not None:
             return False
-        self._require(CaseStatus.INSPECTED, "replaced")
-        lines = self.accepted_lines()
-        if not lines:
-            raise InvalidCaseTransition("no returned unit was accepted")
+        if self.status not in (
+            CaseStatus.APPROVED,
+            CaseStatus.RETURN_RECEIVED,
+            CaseStatus.INSPECTED,
+        ):
+            raise InvalidCaseTransition(
+                f"a {self.status.value} case gets no replacement", status=self.status.value
+            )
         self.trigger_event(
-            self.ReplacementArranged, timestamp=now, meta=meta, shipment_id=shipment_id, lines=lines
+            self.ReplacementArranged,
+            timestamp=now,
+            meta=meta,
+            shipment_id=shipment_id,
+            lines=self.claimed_lines(),
         )
         return True
 
@@ -368,8 +379,7 @@ class AfterSalesCase(Aggregate):
         """What the case may refund in all: accepted units of a return, every unit of a
         refund-only case (once approved), nothing for an exchange."""
         if self.kind is CaseKind.REFUND_ONLY:
-            approved = self.status in (CaseStatus.APPROVED, CaseStatus.CLOSED)
-            return self.value if approved else Money.zero(self.currency)
+            return self.value if self.approved else Money.zero(self.currency)
         if self.kind is CaseKind.RETURN and self.inspections:
             by_line = {r.line_no: r.accepted for r in self.inspections}
             return total(

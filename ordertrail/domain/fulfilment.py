@@ -10,8 +10,11 @@ from uuid import UUID
 
 from ordertrail.domain import rules
 from ordertrail.domain.errors import InvalidShipment, ShipmentExceedsOrder
+from ordertrail.domain.money import Money
 from ordertrail.domain.order_parts import DeliveryGroup, OrderLine
 from ordertrail.domain.order_status import OrderStatus
+
+MAX_PARCEL_WEIGHT_GRAMS = 100_000
 
 
 class ParcelState(StrEnum):
@@ -40,8 +43,10 @@ class ParcelRecord:
     shipment_id: UUID
     delivery_group: str
     lines: tuple[ParcelQuantity, ...]
+    carrier: str
+    weight_grams: int
+    cod_amount: Money | None = None
     state: ParcelState = ParcelState.PLANNED
-    carrier: str = ""
     tracking_number: str = ""
     delivered_at: datetime | None = None
 

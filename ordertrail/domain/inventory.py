@@ -138,6 +138,33 @@ class InventoryItem(Aggregate):
             aggregate.on_hand -= self.quantity
             aggregate.shipped_refs.add(self.shipment_ref)
 
+    class ParcelReturnedToStock(Event):
+        """A parcel that left came back undelivered: its units are on hand again and held
+        for the same order, which may ship them again or, if cancelled, release them."""
+
+        TOPIC = "ordertrail.inventory:InventoryItem.ParcelReturnedToStock"
+        class_version = 1
+        order_id: UUID
+        quantity: int
+        shipment_ref: str
+
+        def apply(self, aggregate: InventoryItem) -> None:
+            held = aggregate.reservations.get(self.order_id)
+            if held is None:
+                aggregate.reservations[self.order_id] = Reservation(
+                    order_id=self.order_id,
+                    quantity=self.quantity,
+                    reserved_at=self.timestamp,
+                    expires_at=self.timestamp,
+                )
+            else:
+                aggregate.reservations[self.order_id] = replace(
+                    held, quantity=held.quantity + self.quantity
+                )
+            aggregate.on_hand += self.quantity
+            aggregate.reserved += self.quantity
+            aggregate.returned_refs.add(self.shipment_ref)
+
     class StockRestocked(Event):
         """Returned units came back into sellable stock."""
 
@@ -160,6 +187,7 @@ class InventoryItem(Aggregate):
         self.restock_refs: set[str] = set()
         # Every shipment that took stock, so a repeated commit never counts twice.
         self.shipped_refs: set[str] = set()
+        self.returned_refs: set[str] = set()
 
     # --- commands ------------------------------------------------------------------------
 
@@ -304,6 +332,32 @@ class InventoryItem(Aggregate):
             )
         self.trigger_event(
             self.ReservationCommitted,
+            timestamp=now,
+            meta=meta,
+            order_id=order_id,
+            quantity=qty,
+            shipment_ref=ref,
+        )
+        return True
+
+    def return_parcel(
+        self, order_id: UUID, quantity: int, *, shipment_ref: str, meta: EventMeta, now: datetime
+    ) -> bool:
+        """Units of a shipped parcel came back undelivered; counted once per shipment."""
+        qty = rules.positive_quantity(
+            quantity, "quantity", error=InvalidQuantity, maximum=MAX_QUANTITY
+        )
+        ref = rules.text(shipment_ref, "shipment reference", max_length=200, error=InvalidQuantity)
+        if ref in self.returned_refs:
+            return False
+        if ref not in self.shipped_refs:
+            raise ReservationNotFound(
+                f"shipment {ref} took no {self.sku} from here", shipment_ref=ref, sku=self.sku
+            )
+        if self.on_hand + qty > MAX_QUANTITY:
+            raise InvalidQuantity("on-hand stock would exceed the maximum", sku=self.sku)
+        self.trigger_event(
+            self.ParcelReturnedToStock,
             timestamp=now,
             meta=meta,
             order_id=order_id,

@@ -13,6 +13,7 @@ from ordertrail.domain import rules
 from ordertrail.domain.errors import (
     InvalidOrder,
     InvalidOrderTransition,
+    InvalidShipment,
     InvalidValue,
     OrderNotCancellable,
     OrderNotExpirable,
@@ -21,6 +22,7 @@ from ordertrail.domain.errors import (
     ShipmentNotFound,
 )
 from ordertrail.domain.fulfilment import (
+    MAX_PARCEL_WEIGHT_GRAMS,
     ParcelQuantity,
     ParcelRecord,
     ParcelState,
@@ -190,10 +192,18 @@ class Order(Aggregate):
         shipment_id: UUID
         delivery_group: str
         lines: tuple[ParcelQuantity, ...]
+        carrier: str
+        weight_grams: int
+        cod_amount: Money | None  # cash this parcel collects on delivery
 
         def apply(self, aggregate: Order) -> None:
             aggregate.parcels[self.shipment_id] = ParcelRecord(
-                self.shipment_id, self.delivery_group, self.lines
+                self.shipment_id,
+                self.delivery_group,
+                self.lines,
+                self.carrier,
+                self.weight_grams,
+                self.cod_amount,
             )
 
     class ShipmentDispatched(Event):
@@ -209,7 +219,6 @@ class Order(Aggregate):
             aggregate.parcels[self.shipment_id] = replace(
                 parcel,
                 state=ParcelState.DISPATCHED,
-                carrier=self.carrier,
                 tracking_number=self.tracking_number,
             )
             aggregate.status = self.status
@@ -477,7 +486,7 @@ class Order(Aggregate):
         self, *, meta: EventMeta, now: datetime, auto_release: bool = True
     ) -> None:
         """The merchant confirms a COD order (after its online part, if any, is captured)."""
-        cod = self._cod_payment()
+        cod = self.cod_payment()
         if cod is None:
             raise InvalidOrderTransition("this order has no cash-on-delivery payment")
         if self.status is not OrderStatus.AWAITING_PAYMENT:
@@ -505,7 +514,7 @@ class Order(Aggregate):
                 f"order has no payment {payment_id}", payment_id=str(payment_id)
             ) from None
 
-    def _cod_payment(self) -> Payment | None:
+    def cod_payment(self) -> Payment | None:
         for payment in self.payments.values():
             if payment.method is PaymentMethod.CASH_ON_DELIVERY:
                 return payment
@@ -522,7 +531,7 @@ class Order(Aggregate):
         """Record ``Paid`` once every online payment is captured and nothing is due on delivery."""
         if (
             self.status is OrderStatus.AWAITING_PAYMENT
-            and self._cod_payment() is None
+            and self.cod_payment() is None
             and self._online_part_captured()
         ):
             self.trigger_event(self.Paid, timestamp=now, meta=meta, amount=self.captured)
@@ -591,11 +600,16 @@ class Order(Aggregate):
         delivery_group: str,
         lines: Sequence[ParcelQuantity],
         *,
+        carrier: str,
+        weight_grams: int,
         meta: EventMeta,
         now: datetime,
     ) -> bool:
         """Allocate units of one delivery group to a parcel: never more of a line than was
-        ordered and is not already in a parcel. The same parcel twice records nothing."""
+        ordered and is not already in a parcel. The same parcel twice records nothing.
+
+        The cash still due on delivery is collected by the first parcel that is planned
+        while no other parcel on its way carries it."""
         existing = self.parcels.get(shipment_id)
         if existing is not None:
             if existing.delivery_group == delivery_group and existing.lines == tuple(lines):
@@ -606,6 +620,10 @@ class Order(Aggregate):
                 f"a {self.status.value} order is not shipped", status=self.status.value
             )
         check_parcel(self.lines, self.delivery_groups, self.parcels.values(), delivery_group, lines)
+        if type(weight_grams) is not int or not 0 < weight_grams <= MAX_PARCEL_WEIGHT_GRAMS:
+            raise InvalidShipment(
+                f"weight is 1 to {MAX_PARCEL_WEIGHT_GRAMS} grams", field="weight_grams"
+            )
         self.trigger_event(
             self.ShipmentPlanned,
             timestamp=now,
@@ -613,8 +631,20 @@ class Order(Aggregate):
             shipment_id=shipment_id,
             delivery_group=delivery_group,
             lines=tuple(lines),
+            carrier=rules.code(carrier, "carrier", error=InvalidShipment),
+            weight_grams=weight_grams,
+            cod_amount=self.cash_for_next_parcel(),
         )
         return True
+
+    def cash_for_next_parcel(self) -> Money | None:
+        cod = self.cod_payment()
+        if cod is None or cod.uncaptured.is_zero:
+            return None
+        on_its_way = (ParcelState.PLANNED, ParcelState.DISPATCHED)
+        if any(p.cod_amount and p.state in on_its_way for p in self.parcels.values()):
+            return None
+        return cod.uncaptured
 
     def record_dispatch(
         self,

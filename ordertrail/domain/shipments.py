@@ -21,12 +21,12 @@ from ordertrail.domain.errors import (
     InvalidShipment,
     InvalidShipmentTransition,
 )
+from ordertrail.domain.fulfilment import MAX_PARCEL_WEIGHT_GRAMS
 from ordertrail.domain.meta import EventMeta
 from ordertrail.domain.money import Money
 from ordertrail.domain.order_parts import Address
 
 MAX_PARCEL_LINES = 100
-MAX_WEIGHT_GRAMS = 100_000
 
 
 class Milestone(StrEnum):
@@ -230,8 +230,10 @@ class Shipment(Aggregate):
                 raise InvalidShipment("a parcel lists each order line once", field="lines")
             seen.add(line.line_no)
             rules.positive_quantity(line.quantity, "quantity", error=InvalidShipment)
-        if type(weight_grams) is not int or not 0 < weight_grams <= MAX_WEIGHT_GRAMS:
-            raise InvalidShipment(f"weight is 1 to {MAX_WEIGHT_GRAMS} grams", field="weight_grams")
+        if type(weight_grams) is not int or not 0 < weight_grams <= MAX_PARCEL_WEIGHT_GRAMS:
+            raise InvalidShipment(
+                f"weight is 1 to {MAX_PARCEL_WEIGHT_GRAMS} grams", field="weight_grams"
+            )
         if cod_amount is not None and cod_amount.amount <= 0:
             raise InvalidShipment("cash on delivery is a positive amount", field="cod_amount")
         return cls._create(
