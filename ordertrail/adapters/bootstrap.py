@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
+from ordertrail.adapters.carriers import carrier_directory, load_rules
 from ordertrail.adapters.settings import Settings
 from ordertrail.application.context import Clock, system_clock
 from ordertrail.application.system import Ordertrail
@@ -29,5 +30,11 @@ def open_ordertrail(
     if create_tables:
         prepare_store(chosen)
     return Ordertrail(
-        chosen.eventsourcing_env(create_tables=create_tables), chosen.config, clock=clock
+        chosen.eventsourcing_env(create_tables=create_tables),
+        chosen.config,
+        clock=clock,
+        carriers=carrier_directory(
+            kuaidi100_salt=chosen.kuaidi100_salt, parcelhub_secret=chosen.parcelhub_secret
+        ),
+        carrier_rules=load_rules(chosen.carrier_rules),
     )

@@ -35,7 +35,7 @@ from ordertrail.domain import (
     PlannedPayment,
 )
 
-CATALOG = (
+CATALOG: tuple[tuple[str, str, str, int, dict[str, str], int], ...] = (
     ("TEA-OOLONG-100G", "Tieguanyin oolong, 100 g", "tea", 6800, {"origin": "Anxi, Fujian"}, 120),
     ("TEA-PUER-357G", "Aged pu'er cake, 357 g", "tea", 32800, {"vintage": "2015"}, 12),
     ("CUP-CELADON", "Celadon tasting cup", "teaware", 4500, {"glaze": "celadon"}, 60),

@@ -58,6 +58,9 @@ class Settings:
     data_dir: Path = DEFAULT_DATA_DIR
     config: Config = field(default_factory=Config)
     lock_timeout_seconds: int = 5
+    kuaidi100_salt: str = "dev-kuaidi100-salt"
+    parcelhub_secret: str = "dev-parcelhub-secret"
+    carrier_rules: Path | None = None  # None: the rules shipped with the package
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -65,14 +68,22 @@ class Settings:
         config = Config(
             payment_window=_seconds(env, "ORDERTRAIL_PAYMENT_WINDOW_SECONDS", 30 * 60),
             placement_grace=_seconds(env, "ORDERTRAIL_PLACEMENT_GRACE_SECONDS", 120),
+            after_sales_window=_seconds(
+                env, "ORDERTRAIL_AFTER_SALES_WINDOW_SECONDS", 7 * 24 * 3600
+            ),
+            currency=env.get("ORDERTRAIL_CURRENCY", "CNY"),
             auto_release=env.get("ORDERTRAIL_AUTO_RELEASE", "yes").lower()
             in ("1", "y", "yes", "true", "on"),
             warehouses=parse_warehouses(env.get("ORDERTRAIL_WAREHOUSES", "")),
         )
+        rules = env.get("ORDERTRAIL_CARRIER_RULES")
         return cls(
             database_url=env.get("ORDERTRAIL_DATABASE_URL", ""),
             data_dir=Path(env.get("ORDERTRAIL_DATA_DIR", str(DEFAULT_DATA_DIR))),
             config=config,
+            kuaidi100_salt=env.get("ORDERTRAIL_KUAIDI100_SALT", cls.kuaidi100_salt),
+            parcelhub_secret=env.get("ORDERTRAIL_PARCELHUB_SECRET", cls.parcelhub_secret),
+            carrier_rules=Path(rules) if rules else None,
         )
 
     @property

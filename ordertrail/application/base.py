@@ -162,6 +162,29 @@ class OrdertrailApplication(Application[UUID]):
         value = msgspec.json.decode(receipt.outcome, type=result_type)
         return Accepted(value, {self.name: self.head()}, replayed=True)
 
+    def update(
+        self,
+        aggregate_id: UUID,
+        kind: type[A],
+        change: Callable[[A, datetime], object],
+        what: str,
+    ) -> int | None:
+        """Load one aggregate, apply an idempotent change, save; decide again on a version
+        conflict. For process managers, whose changes are idempotent by construction.
+        Returns the position, or None if the change recorded nothing."""
+        for attempt in range(self.max_attempts):
+            found = self.find_as(aggregate_id, kind)
+            if found is None:
+                raise LookupError(f"cannot {what}: no {kind.__name__} {aggregate_id}")
+            change(found, self.clock())
+            if not found.pending_events:
+                return None
+            try:
+                return self.save_all([found])
+            except IntegrityError:
+                backoff(attempt)
+        raise ConcurrencyConflict(f"could not {what}: it kept changing", what=what)
+
     def save_all(self, aggregates: Sequence[Aggregate | None]) -> int:
         """Save the pending events of ``aggregates`` in one transaction; return the last
         notification id. Raises ``IntegrityError`` on a version conflict."""

@@ -304,6 +304,14 @@ class AfterSalesCase(Aggregate):
         ref = rules.text(refund_ref, "refund reference", max_length=200, error=InvalidCase)
         if ref in self.refund_refs:
             return False
+        self.check_refund(amount)
+        self.trigger_event(
+            self.RefundIssued, timestamp=now, meta=meta, amount=amount, refund_ref=ref
+        )
+        return True
+
+    def check_refund(self, amount: Money) -> None:
+        """Raise if the case may not refund ``amount`` now (nothing is recorded)."""
         if self.kind is CaseKind.EXCHANGE:
             raise InvalidCaseTransition("an exchange is settled with a replacement")
         due_status = (
@@ -322,10 +330,6 @@ class AfterSalesCase(Aggregate):
                 requested=amount.amount,
                 refundable=self.refundable.amount,
             )
-        self.trigger_event(
-            self.RefundIssued, timestamp=now, meta=meta, amount=amount, refund_ref=ref
-        )
-        return True
 
     def arrange_replacement(self, shipment_id: UUID, *, meta: EventMeta, now: datetime) -> bool:
         """An approved exchange sends the requested units again; arranged once."""
