@@ -140,6 +140,8 @@ class AfterSalesFlows:
         reference = f"case:{case.id}:{ctx.command_id}"
 
         def decide(now: datetime) -> Decision[RefundRecorded]:
+            # The case's own limits, checked on its current state before any money moves.
+            self.aftersales.case(command.case_id).check_refund(command.amount)
             order = self.orders.order(case.order_id)
             parts = []
             for index, (payment_id, amount) in enumerate(refund_plan(order, command.amount)):

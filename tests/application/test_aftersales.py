@@ -142,8 +142,10 @@ def test_refunds_across_cases_never_exceed_what_was_captured(
 def test_a_manual_partial_refund_counts_against_the_case(ot: Ordertrail, clock: FakeClock) -> None:
     order = delivered_order(ot, clock, quantity=1)
     case = open_case(ot, order, 1, CaseKind.REFUND_ONLY, CaseReason.NOT_AS_DESCRIBED)
+    before = heads(ot)
     with pytest.raises(InvalidCaseTransition):  # not approved yet
         ot.returns.issue_refund(IssueRefund(case.case_id, cny(300)), staff())
+    assert heads(ot) == before
     ot.aftersales.approve(ApproveCase(case.case_id), staff())
     ctx = staff()
     ot.returns.issue_refund(IssueRefund(case.case_id, cny(300)), ctx)
