@@ -6,14 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID, uuid4
-
-import psycopg
-from eventsourcing.persistence import Notification
-from psycopg import sql
 
 from ordertrail.adapters.settings import Settings
 from ordertrail.application.aftersales import AfterSalesApplication
@@ -30,29 +25,10 @@ from ordertrail.projections.knowledge import KnowledgeBase, KnowledgeBaseQueries
 from ordertrail.projections.readmodel import EventSource
 from ordertrail.projections.runner import ProjectionWorker
 from ordertrail.projections.store import ReadStore
-from tests.projections.support import opened
+from tests.projections.support import GatedSource, opened
 from tests.support.builders import staff
 
 KB_TABLES = ("kb_articles", "kb_article_reasons", "kb_cases", "kb_resolutions")
-
-
-@contextmanager
-def empty_store_like(settings: Settings) -> Iterator[Settings]:
-    """Settings for a new, empty store of the same kind: another SQLite directory next to
-    the given one, or another schema in the same PostgreSQL database (dropped after)."""
-    name = f"kb_{uuid4().hex[:12]}"
-    if settings.backend != "postgres":
-        yield replace(settings, database_url=f"sqlite://{settings.sqlite_dir().parent / name}")
-        return
-    parts = urlsplit(settings.database_url)
-    query = dict(parse_qsl(parts.query))
-    query["schema"] = name
-    fresh = replace(settings, database_url=urlunsplit(parts._replace(query=urlencode(query))))
-    try:
-        yield fresh
-    finally:
-        with psycopg.connect(fresh.postgres().conninfo(), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
 @contextmanager
@@ -62,47 +38,6 @@ def aftersales_app(settings: Settings) -> Iterator[AfterSalesApplication]:
         yield app
     finally:
         app.close()
-
-
-class GatedSource:
-    """An application's log that a test can close: while closed, a worker reading it finds
-    nothing new (as if that store were slow), so the other source runs ahead."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.open = True
-
-    @property
-    def name(self) -> str:
-        return str(self.app.name)
-
-    @property
-    def mapper(self) -> Any:
-        return self.app.mapper
-
-    @property
-    def recorder(self) -> GatedSource:
-        return self
-
-    def select_notifications(
-        self,
-        start: int | None,
-        limit: int,
-        stop: int | None = None,
-        topics: Sequence[str] = (),
-        *,
-        inclusive_of_start: bool = True,
-    ) -> Sequence[Notification]:
-        if not self.open:
-            return []
-        found: Sequence[Notification] = self.app.recorder.select_notifications(
-            start, limit, stop, topics, inclusive_of_start=inclusive_of_start
-        )
-        return found
-
-    def max_notification_id(self) -> int | None:
-        head: int | None = self.app.recorder.max_notification_id()
-        return head
 
 
 @dataclass

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from uuid import uuid4
 
+import psycopg
 from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Notification
+from psycopg import sql
 
 from ordertrail.adapters.settings import Settings
 from ordertrail.projections.readmodel import Position, ReadModel
@@ -41,8 +47,10 @@ class EventCounter(ReadModel):
         return ("counted_events", "counted_positions")
 
     def create(self, tx: Tx) -> None:
-        tx.ddl("CREATE TABLE IF NOT EXISTS counted_events ("
-               " aggregate {text} PRIMARY KEY, events {int} NOT NULL)")
+        tx.ddl(
+            "CREATE TABLE IF NOT EXISTS counted_events ("
+            " aggregate {text} PRIMARY KEY, events {int} NOT NULL)"
+        )
         tx.ddl("CREATE TABLE IF NOT EXISTS counted_positions (position {int} PRIMARY KEY)")
 
     def handle(self, tx: Tx, event: DomainEventProtocol[Any], position: Position) -> None:
@@ -65,3 +73,70 @@ class EventCounter(ReadModel):
 
 class SlowEventCounter(EventCounter):
     delay = 0.002
+
+
+@contextmanager
+def empty_store_like(settings: Settings) -> Iterator[Settings]:
+    """Settings for a new, empty store of the same kind: another SQLite directory next to
+    the given one, or another schema in the same PostgreSQL database (dropped after)."""
+    name = f"kb_{uuid4().hex[:12]}"
+    if settings.backend != "postgres":
+        yield replace(settings, database_url=f"sqlite://{settings.sqlite_dir().parent / name}")
+        return
+    parts = urlsplit(settings.database_url)
+    query = dict(parse_qsl(parts.query))
+    query["schema"] = name
+    fresh = replace(settings, database_url=urlunsplit(parts._replace(query=urlencode(query))))
+    try:
+        yield fresh
+    finally:
+        with psycopg.connect(fresh.postgres().conninfo(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+class GatedSource:
+    """An application's log that a test can close: while closed, a worker reading it finds
+    nothing new (as if that store were slow), so the other source runs ahead."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.open = True
+
+    @property
+    def name(self) -> str:
+        return str(self.app.name)
+
+    @property
+    def mapper(self) -> Any:
+        return self.app.mapper
+
+    @property
+    def recorder(self) -> GatedSource:
+        return self
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        if not self.open:
+            return []
+        found: Sequence[Notification] = self.app.recorder.select_notifications(
+            start, limit, stop, topics, inclusive_of_start=inclusive_of_start
+        )
+        return found
+
+    def max_notification_id(self) -> int | None:
+        head: int | None = self.app.recorder.max_notification_id()
+        return head
+
+
+def table_rows(store: ReadStore, tables: Iterable[str]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the given tables, in a stable order: for comparing a model built
+    incrementally with one rebuilt from scratch."""
+    with store.read() as tx:
+        return {table: sorted(tx.all(f"SELECT * FROM {table}"), key=repr) for table in tables}

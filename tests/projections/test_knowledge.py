@@ -28,10 +28,10 @@ from ordertrail.projections.knowledge import (
 from tests.projections.knowledge_support import (
     KB,
     article_id_for,
-    empty_store_like,
     knowledge_base,
     table_contents,
 )
+from tests.projections.support import empty_store_like
 from tests.support.clock import FakeClock
 
 QUALITY = CaseReason.QUALITY_PROBLEM
