@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from ordertrail.adapters.bootstrap import open_ordertrail
 from ordertrail.adapters.demo import SimulatedClock, run_scenario
+from ordertrail.adapters.read_models import READ_MODELS, ReadSide, format_status, read_store
 from ordertrail.adapters.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    if getattr(args, "database_url", ""):
+        settings = Settings(database_url=args.database_url, config=settings.config)
+    return settings
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -26,15 +36,42 @@ def _demo(args: argparse.Namespace) -> int:
         settings = Settings(database_url=f"sqlite://{data_dir.resolve()}", config=settings.config)
     clock = SimulatedClock()
     with open_ordertrail(settings, clock=clock) as ot:
-        where = settings.database_url
-        print(f"ordertrail demo on {settings.backend} ({where})")
+        print(f"ordertrail demo on {settings.backend} ({settings.database_url})")
         run_scenario(ot, clock, print)
+    return 0
+
+
+def _projections(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    names = args.names or None
+    with open_ordertrail(settings) as ot:
+        side = ReadSide.open(ot, read_store(settings), names)
+        try:
+            if args.action == "status":
+                print(format_status(side.status()))
+            elif args.action == "rebuild":
+                for name, worker in side.workers.items():
+                    count = worker.rebuild()
+                    print(f"{name}: rebuilt from {count} events")
+            else:
+                stopping = threading.Event()
+                signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+                side.start()
+                print(f"running {', '.join(side.workers)}; Ctrl-C to stop", flush=True)
+                try:
+                    while not stopping.wait(5):
+                        pass
+                except KeyboardInterrupt:
+                    pass
+        finally:
+            side.close()
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ordertrail", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
     demo = commands.add_parser(
         "demo", help="run a demo scenario on a fresh embedded store and print what happened"
     )
@@ -47,6 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--database-url", default="", help="use this store instead (e.g. postgresql://...)"
     )
     demo.set_defaults(run=_demo)
+
+    projections = commands.add_parser(
+        "projections", help="run, rebuild or inspect the read models' workers"
+    )
+    projections.add_argument("action", choices=("run", "rebuild", "status"))
+    projections.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"read models (default: all of {', '.join(READ_MODELS)})",
+    )
+    projections.add_argument(
+        "--database-url", default="", help="the store (default: ORDERTRAIL_DATABASE_URL)"
+    )
+    projections.set_defaults(run=_projections)
     return parser
 
 

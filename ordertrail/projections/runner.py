@@ -178,7 +178,9 @@ class ProjectionWorker:
             positions.set_health(tx, self.name, Health("rebuilding"))
             self.model.create(tx)
         self._healthy = False
-        return self.run_until_idle()
+        applied = self.run_until_idle()
+        self._mark_healthy()
+        return applied
 
     # --- observing -----------------------------------------------------------------------
 

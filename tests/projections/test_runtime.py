@@ -137,3 +137,13 @@ def test_waiting_for_a_position_returns_once_the_model_reflects_it(
         runner.start()
         assert worker.wait_until(accepted.positions, timeout=5)
         runner.join()
+
+
+def test_rebuilding_a_model_with_nothing_to_apply_leaves_it_healthy(
+    ot: Ordertrail, store_settings: Settings
+) -> None:
+    with opened(store_settings) as store:
+        worker = ProjectionWorker(EventCounter(), store, {"Inventory": ot.inventory})
+        worker.setup()
+        assert worker.rebuild() == 0
+        assert worker.status().health.state == "ok"
