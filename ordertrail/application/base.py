@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -18,7 +18,12 @@ from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError
 from eventsourcing.utils import Environment
 
 from ordertrail.application.context import Clock, CommandContext, system_clock
-from ordertrail.application.errors import CommandIdReused, ConcurrencyConflict, StoreUnavailable
+from ordertrail.application.errors import (
+    CommandIdReused,
+    ConcurrencyConflict,
+    StoreUnavailable,
+    VersionMismatch,
+)
 from ordertrail.application.receipts import (
     Accepted,
     CommandReceipt,
@@ -125,6 +130,7 @@ class OrdertrailApplication(Application[UUID]):
                 return replay
             now = self.clock()
             decision = decide(now)
+            check_expected_version(decision, ctx.expected_version)
             if not decision.has_events:
                 return Accepted(decision.result, {self.name: self.head()})
             receipt = CommandReceipt.record(
@@ -195,6 +201,20 @@ class OrdertrailApplication(Application[UUID]):
         except PersistenceError as error:
             raise StoreUnavailable(f"{self.name} store unavailable: {error}") from error
         return max((r.notification.id for r in recordings), default=self.head())
+
+
+def check_expected_version(decision: Decision[Any], expected: int | None) -> None:
+    """Refuse a decision taken on a newer version of its aggregate than the sender saw."""
+    if expected is None or not decision.changed:
+        return
+    target = decision.changed[0]
+    seen = target.version - len(target.pending_events)
+    if seen != expected:
+        raise VersionMismatch(
+            f"it is at version {seen}, not {expected}: reload it and try again",
+            expected=expected,
+            actual=seen,
+        )
 
 
 def backoff(attempt: int) -> None:

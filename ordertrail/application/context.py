@@ -23,12 +23,15 @@ class CommandContext:
     ``command_id`` makes the command idempotent: the same id yields the same outcome and
     records nothing new. ``correlation_id`` defaults to the command id (a new request);
     ``causation_id`` defaults to the command id (the command caused its events).
+    ``expected_version``, when given, is the version of the command's aggregate that the
+    sender saw (an HTTP ``If-Match``): if it has changed since, the command is refused.
     """
 
     actor: Actor
     command_id: UUID = field(default_factory=uuid4)
     correlation_id: UUID | None = None
     causation_id: UUID | None = None
+    expected_version: int | None = None
 
     @property
     def meta(self) -> EventMeta:

@@ -24,3 +24,10 @@ class StoreUnavailable(DomainError):
 
     code = "store.unavailable"
     kind = ErrorKind.CONFLICT
+
+
+class VersionMismatch(DomainError):
+    """The aggregate changed since the sender last saw it (a stale ``If-Match``)."""
+
+    code = "command.version_mismatch"
+    kind = ErrorKind.CONFLICT

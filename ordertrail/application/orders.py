@@ -44,6 +44,14 @@ class FailPayment:
 
 
 @dataclass(frozen=True)
+class RecordPaymentDiscrepancy:
+    order_id: UUID
+    payment_id: UUID
+    reported: Money
+    provider_ref: str
+
+
+@dataclass(frozen=True)
 class VoidPayment:
     order_id: UUID
     payment_id: UUID
@@ -178,6 +186,24 @@ class OrdersApplication(OrdertrailApplication):
             order.fail_payment(
                 command.payment_id,
                 command.reason,
+                provider_ref=command.provider_ref,
+                meta=ctx.meta,
+                now=now,
+            )
+            return Decision(OrderSnapshot.of(order), [order])
+
+        return self.execute(command, ctx, decide, OrderSnapshot)
+
+    def record_payment_discrepancy(
+        self, command: RecordPaymentDiscrepancy, ctx: CommandContext
+    ) -> Accepted[OrderSnapshot]:
+        """Keep a record of a provider notice whose amount the payment does not expect."""
+
+        def decide(now: datetime) -> Decision[OrderSnapshot]:
+            order = self.order(command.order_id)
+            order.record_payment_discrepancy(
+                command.payment_id,
+                command.reported,
                 provider_ref=command.provider_ref,
                 meta=ctx.meta,
                 now=now,

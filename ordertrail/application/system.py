@@ -13,6 +13,7 @@ from ordertrail.application.aftersales import AfterSalesApplication
 from ordertrail.application.aftersales_flows import DEFAULT_AFTER_SALES_WINDOW, AfterSalesFlows
 from ordertrail.application.base import OrdertrailApplication
 from ordertrail.application.carriers import CarrierDirectory, CarrierRule
+from ordertrail.application.carts import CartsApplication
 from ordertrail.application.catalog import CatalogApplication
 from ordertrail.application.context import Clock, system_clock
 from ordertrail.application.followers import PROCESSES, Follower, tracking_recorder
@@ -41,6 +42,7 @@ APPLICATION_NAMES = (
     "Logistics",
     "AfterSales",
     "Knowledge",
+    "Carts",
     PROCESSES,
 )
 
@@ -86,6 +88,7 @@ class Ordertrail:
         self.ordering = Ordering(
             self.catalog, self.inventory, self.orders, payment_window=config.payment_window
         )
+        self.carts = CartsApplication(env, self.ordering, clock=clock)
         self.fulfilment = Fulfilment(
             self.orders,
             self.logistics,

@@ -282,3 +282,20 @@ class CarrierSignatureInvalid(DomainError):
     """A carrier's callback is unsigned or its signature does not match its body."""
 
     code = "logistics.bad_signature"
+
+
+# --- carts -------------------------------------------------------------------------------
+
+
+class InvalidCart(DomainError):
+    code = "cart.invalid"
+
+
+class CartNotFound(DomainError):
+    code = "cart.not_found"
+    kind = ErrorKind.NOT_FOUND
+
+
+class CartCheckedOut(DomainError):
+    code = "cart.checked_out"
+    kind = ErrorKind.CONFLICT

@@ -65,3 +65,16 @@ def return_ledger_id(order: UUID) -> UUID:
 
 def article_id(draft_command_id: UUID) -> UUID:
     return uuid5(_ARTICLE, str(draft_command_id))
+
+
+_CART = uuid5(NAMESPACE, "carts.cart")
+
+
+def cart_id(open_command_id: UUID) -> UUID:
+    return uuid5(_CART, str(open_command_id))
+
+
+def checkout_command_id(cart: UUID) -> UUID:
+    """The place-order command of a cart's checkout: one order per cart, however often
+    checkout is retried."""
+    return uuid5(_CART, f"{cart}\x1fcheckout")

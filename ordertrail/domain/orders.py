@@ -138,6 +138,21 @@ class Order(Aggregate):
                 self.amount, self.refund_ref
             )
 
+    class PaymentDiscrepancyRecorded(Event):
+        """A provider reported an amount this payment does not expect; nothing was
+        captured, and staff must look into it."""
+
+        TOPIC = "ordertrail.orders:Order.PaymentDiscrepancyRecorded"
+        class_version = 1
+        payment_id: UUID
+        reported: Money
+        expected: Money
+        provider_ref: str
+
+        def apply(self, aggregate: Order) -> None:
+            payment = aggregate.payments[self.payment_id]
+            aggregate.payments[self.payment_id] = payment.discrepancy_noted(self.provider_ref)
+
     class Paid(Event):
         """Every online payment is captured in full and nothing is due on delivery."""
 
@@ -416,6 +431,32 @@ class Order(Aggregate):
             provider_ref=ref,
         )
         self._settle(meta=meta, now=now, auto_release=auto_release)
+        return True
+
+    def record_payment_discrepancy(
+        self,
+        payment_id: UUID,
+        reported: Money,
+        *,
+        provider_ref: str,
+        meta: EventMeta,
+        now: datetime,
+    ) -> bool:
+        """Keep a record of a provider notification whose amount does not match what the
+        payment expects (it is refused, not captured). Once per provider reference."""
+        payment = self._payment(payment_id)
+        ref = _provider_ref(provider_ref)
+        if payment.has_seen(ProviderAction.DISCREPANCY, ref):
+            return False
+        self.trigger_event(
+            self.PaymentDiscrepancyRecorded,
+            timestamp=now,
+            meta=meta,
+            payment_id=payment_id,
+            reported=reported,
+            expected=payment.uncaptured,
+            provider_ref=ref,
+        )
         return True
 
     def fail_payment(

@@ -46,6 +46,7 @@ class ProviderAction(StrEnum):
     CAPTURE = "capture"
     FAIL = "fail"
     REFUND = "refund"
+    DISCREPANCY = "discrepancy"
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,9 @@ class Payment:
             authorized=Money.zero(self.amount.currency),
             provider_refs=self._remember(ProviderAction.FAIL, provider_ref),
         )
+
+    def discrepancy_noted(self, provider_ref: str) -> Payment:
+        return replace(self, provider_refs=self._remember(ProviderAction.DISCREPANCY, provider_ref))
 
     def voided(self) -> Payment:
         return replace(self, state=PaymentState.VOIDED, authorized=Money.zero(self.amount.currency))
