@@ -1,0 +1,113 @@
+"""The Litestar app factory: the composition root of the HTTP service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request
+from litestar.config.app import AppConfig
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from ordertrail.adapters.http import problems
+from ordertrail.adapters.http.auth import Principal
+from ordertrail.adapters.http.config import ApiSettings
+from ordertrail.adapters.http.idempotency import IdempotencyMiddleware
+from ordertrail.adapters.http.routes import catalog, orders, system
+from ordertrail.adapters.http.runtime import Runtime, new_auth
+from ordertrail.application.context import Clock, system_clock
+
+ROUTE_MODULES = (system, catalog, orders)
+THROTTLED = {("POST", "/orders")}
+
+
+def create_app(settings: ApiSettings | None = None, *, clock: Clock = system_clock) -> Litestar:
+    chosen = settings or ApiSettings.from_env()
+    auth = new_auth(chosen)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        runtime = Runtime.open(chosen, auth, clock)
+        app.state.runtime = runtime
+        runtime.start()
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    def idempotency_store() -> Any:
+        return app.state.runtime.idempotency
+
+    def problem_body(status: int, code: str, detail: str) -> bytes:
+        return msgspec.json.encode(
+            {
+                "type": problems.TYPE_BASE + code.replace(".", "/"),
+                "status": status,
+                "title": problems._phrase(status),
+                "detail": detail,
+                "code": code,
+                "details": {},
+            }
+        )
+
+    async def throttle_only_order_placement(request: Request[Any, Any, Any]) -> bool:
+        return (request.method, request.url.path) in THROTTLED or (
+            request.method == "POST" and request.url.path.endswith("/checkout")
+        )
+
+    def client_of(request: Request[Any, Any, Any]) -> str:
+        user = request.scope.get("user")
+        if isinstance(user, Principal):
+            return user.key
+        return request.client.host if request.client else "unknown"
+
+    rate_limit = RateLimitConfig(
+        rate_limit=("minute", chosen.orders_per_minute),
+        check_throttle_handler=throttle_only_order_placement,
+        identifier_for_request=client_of,
+    )
+    route_handlers = [handler for module in ROUTE_MODULES for handler in module.ROUTES]
+    app = Litestar(
+        route_handlers=route_handlers,
+        lifespan=[lifespan],
+        on_app_init=[
+            auth.on_app_init,
+            _append(rate_limit.middleware),
+            _append(
+                DefineMiddleware(
+                    IdempotencyMiddleware,
+                    store=idempotency_store,
+                    problem=problem_body,
+                    max_body=chosen.max_body_bytes,
+                )
+            ),
+        ],
+        plugins=[problems.problem_details_plugin()],
+        exception_handlers={Exception: problems.internal_error},
+        request_max_body_size=chosen.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="ordertrail",
+            version="0.1.0",
+            description="Event-sourced order management: commands and queries. Errors are "
+            "RFC 9457 problem details with a stable `code`.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        debug=False,
+    )
+    return app
+
+
+def _append(middleware: Any) -> Any:
+    """An on_app_init hook that adds middleware after what is there (after auth)."""
+
+    def hook(config: AppConfig) -> AppConfig:
+        config.middleware.append(middleware)
+        return config
+
+    return hook

@@ -1,0 +1,155 @@
+"""RFC 9457 problem details for every error a client can cause, through Litestar's
+problem-details plugin.
+
+Domain errors map by their stable code (never their message) to a status code; the
+problem carries ``code`` and ``details``. Anything unexpected becomes a bare 500 (and is
+logged) without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
+
+from ordertrail.domain.errors import DomainError, ErrorKind
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://ordertrail.dev/problems/"
+
+#: Status per domain error code; codes not listed fall back on their kind.
+STATUS_BY_CODE: dict[str, int] = {
+    "command.version_mismatch": 412,
+    "command.id_reused": 422,
+    "command.conflict": 409,
+    "store.unavailable": 503,
+    "logistics.bad_signature": 401,
+    "payment.bad_signature": 401,
+    "http.idempotency_key_reused": 422,
+    "http.rate_limited": 429,
+    "http.forbidden": 403,
+}
+STATUS_BY_KIND: dict[ErrorKind, int] = {
+    ErrorKind.INVALID: 422,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.REJECTED: 409,
+}
+HTTP_CODES = {
+    400: "http.invalid_request",
+    401: "http.unauthorized",
+    403: "http.forbidden",
+    404: "http.not_found",
+    405: "http.method_not_allowed",
+    409: "http.conflict",
+    412: "http.precondition_failed",
+    413: "http.body_too_large",
+    415: "http.unsupported_media_type",
+    422: "http.unprocessable",
+    429: "http.rate_limited",
+}
+
+
+def status_for(error: DomainError) -> int:
+    return STATUS_BY_CODE.get(error.code) or STATUS_BY_KIND.get(error.kind, 422)
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> ProblemDetailsException:
+    return ProblemDetailsException(
+        status_code=status,
+        title=title,
+        detail=detail,
+        type_=TYPE_BASE + code.replace(".", "/"),
+        headers=headers,
+        extra={"code": code, "details": details or {}},
+    )
+
+
+def from_domain_error(error: DomainError) -> ProblemDetailsException:
+    status = status_for(error)
+    details = {key: _jsonable(value) for key, value in error.details.items()}
+    headers = {"Retry-After": str(details.get("retry_after", 1))} if status in (429, 503) else None
+    return problem(
+        status,
+        error.code,
+        _title(type(error).__name__),
+        error.message,
+        details=details,
+        headers=headers,
+    )
+
+
+def from_http_exception(error: HTTPException) -> ProblemDetailsException:
+    status = error.status_code
+    details: dict[str, Any] = {}
+    if isinstance(error, ValidationException):
+        status = 400
+        if isinstance(error.extra, list):
+            details["errors"] = [_jsonable(item) for item in error.extra]
+    return problem(
+        status,
+        HTTP_CODES.get(status, f"http.{status}"),
+        _phrase(status),
+        str(error.detail),
+        details=details,
+        headers=dict(error.headers or {}) or None,
+    )
+
+
+def internal_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem(
+        500,
+        "http.internal_error",
+        "Internal Server Error",
+        "The server could not complete the request.",
+    ).to_response(request)
+
+
+def problem_details_plugin() -> ProblemDetailsPlugin:
+    return ProblemDetailsPlugin(
+        ProblemDetailsConfig(
+            exception_to_problem_detail_map={
+                DomainError: from_domain_error,
+                HTTPException: from_http_exception,
+            },
+        )
+    )
+
+
+def _title(name: str) -> str:
+    return "".join(f" {c.lower()}" if c.isupper() else c for c in name).strip().capitalize()
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        msgspec.json.encode(value)
+    except (TypeError, msgspec.EncodeError):
+        return str(value)
+    return value
