@@ -18,11 +18,35 @@ from ordertrail.adapters.http import problems
 from ordertrail.adapters.http.auth import Principal
 from ordertrail.adapters.http.config import ApiSettings
 from ordertrail.adapters.http.idempotency import IdempotencyMiddleware
-from ordertrail.adapters.http.routes import catalog, orders, system
+from ordertrail.adapters.http.routes import (
+    aftersales,
+    browse,
+    carts,
+    catalog,
+    inventory,
+    knowledge,
+    logistics,
+    orders,
+    payments,
+    queries,
+    system,
+)
 from ordertrail.adapters.http.runtime import Runtime, new_auth
 from ordertrail.application.context import Clock, system_clock
 
-ROUTE_MODULES = (system, catalog, orders)
+ROUTE_MODULES = (
+    system,
+    catalog,
+    browse,
+    inventory,
+    orders,
+    payments,
+    carts,
+    logistics,
+    aftersales,
+    knowledge,
+    queries,
+)
 THROTTLED = {("POST", "/orders")}
 
 
