@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from ordertrail.adapters.settings import Settings
 from ordertrail.application.system import Ordertrail
+from ordertrail.projections.dashboard import MerchantDashboard
 from ordertrail.projections.inventory_levels import InventoryLevels
 from ordertrail.projections.knowledge import KnowledgeBase
 from ordertrail.projections.readmodel import EventSource, ReadModel
@@ -18,6 +19,7 @@ from ordertrail.projections.store import PostgresReadStore, ReadStore, SQLiteRea
 READ_MODELS: dict[str, type[ReadModel]] = {
     InventoryLevels.name: InventoryLevels,
     KnowledgeBase.name: KnowledgeBase,
+    MerchantDashboard.name: MerchantDashboard,
 }
 
 
