@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 
 from ordertrail.adapters.settings import Settings
 from ordertrail.application.system import Ordertrail
+from ordertrail.projections.customer_orders import CustomerOrders
 from ordertrail.projections.dashboard import MerchantDashboard
 from ordertrail.projections.inventory_levels import InventoryLevels
 from ordertrail.projections.knowledge import KnowledgeBase
+from ordertrail.projections.order_tracking import OrderTracking
 from ordertrail.projections.readmodel import EventSource, ReadModel
 from ordertrail.projections.runner import ProjectionWorker, Status, WorkerThread, start_workers
 from ordertrail.projections.store import PostgresReadStore, ReadStore, SQLiteReadStore
@@ -20,6 +22,8 @@ READ_MODELS: dict[str, type[ReadModel]] = {
     InventoryLevels.name: InventoryLevels,
     KnowledgeBase.name: KnowledgeBase,
     MerchantDashboard.name: MerchantDashboard,
+    OrderTracking.name: OrderTracking,
+    CustomerOrders.name: CustomerOrders,
 }
 
 

@@ -199,11 +199,14 @@ class PostgresReadStore(ReadStore):
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
+        """One snapshot for every query of the read (as SQLite's read transaction is), so
+        a batch a worker commits meanwhile is seen whole or not at all."""
         with (
             self.pool.connection() as conn,
             conn.transaction(force_rollback=True),
             conn.cursor() as cursor,
         ):
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield Tx("postgres", cursor)
 
     def listener(self, channels: Sequence[str]) -> Listener:
