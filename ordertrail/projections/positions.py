@@ -60,14 +60,14 @@ def all_positions(tx: Tx, projection: str) -> dict[str, int]:
 def advance(tx: Tx, projection: str, source: str, expected: int, new: int) -> None:
     """Move from ``expected`` to ``new``, or raise ``PositionConflict``."""
     if expected == 0:
-        changed = tx.execute(
+        changed = tx.count(
             "INSERT INTO projection_positions (projection, source, position) VALUES (?, ?, ?)"
             " ON CONFLICT (projection, source) DO UPDATE SET position = excluded.position"
             " WHERE projection_positions.position = 0",
             (projection, source, new),
         )
     else:
-        changed = tx.execute(
+        changed = tx.count(
             "UPDATE projection_positions SET position = ?"
             " WHERE projection = ? AND source = ? AND position = ?",
             (new, projection, source, expected),

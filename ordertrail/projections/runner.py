@@ -117,7 +117,7 @@ class ProjectionWorker:
         return len(batch)
 
     def _apply(self, source: EventSource, start: int, batch: Sequence[Notification]) -> None:
-        with self.store.transaction() as tx:
+        with self.store.batch() as tx:
             # Claim the batch first: a second worker that read the same position stops here
             # (waiting on the first one's row lock, then finding it moved) before applying.
             positions.advance(tx, self.name, source.name, start, batch[-1].id)

@@ -31,26 +31,35 @@ _TYPES: dict[Dialect, dict[str, str]] = {
 class Tx:
     """One transaction (or one read) on a read store."""
 
-    def __init__(self, dialect: Dialect, cursor: Any) -> None:
+    def __init__(self, dialect: Dialect, cursor: Any, pipeline: Any = None) -> None:
         self.dialect = dialect
         self._cursor = cursor
+        self._pipeline = pipeline
 
     def ddl(self, statement: str) -> None:
         self._cursor.execute(statement.format(**_TYPES[self.dialect]))
 
-    def execute(self, statement: str, params: Params = ()) -> int:
-        """Run one statement; returns the number of rows it changed."""
-        if self.dialect == "postgres":
-            statement = statement.replace("%", "%%").replace("?", "%s")
-        self._cursor.execute(statement, params)
+    def execute(self, statement: str, params: Params = ()) -> None:
+        """Run one statement. In a pipelined transaction (a projection batch on
+        PostgreSQL) it is sent without waiting for its result; use ``count`` when the
+        number of rows it changed matters."""
+        self._cursor.execute(self._dialect_sql(statement), params)
+
+    def count(self, statement: str, params: Params = ()) -> int:
+        """Run one statement and return the number of rows it changed."""
+        self._cursor.execute(self._dialect_sql(statement), params)
+        if self._pipeline is not None:
+            self._pipeline.sync()
         return int(self._cursor.rowcount)
 
-    def executemany(self, statement: str, rows: Sequence[Params]) -> None:
-        if not rows:
-            return
+    def _dialect_sql(self, statement: str) -> str:
         if self.dialect == "postgres":
-            statement = statement.replace("%", "%%").replace("?", "%s")
-        self._cursor.executemany(statement, rows)
+            return statement.replace("%", "%%").replace("?", "%s")
+        return statement
+
+    def executemany(self, statement: str, rows: Sequence[Params]) -> None:
+        if rows:
+            self._cursor.executemany(self._dialect_sql(statement), rows)
 
     def one(self, statement: str, params: Params = ()) -> tuple[Any, ...] | None:
         self.execute(statement, params)
@@ -102,6 +111,12 @@ class ReadStore(ABC):
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """A read-write transaction, committed if the block ends normally."""
+
+    @contextmanager
+    def batch(self) -> Iterator[Tx]:
+        """A read-write transaction for many small writes (pipelined on PostgreSQL)."""
+        with self.transaction() as tx:
+            yield tx
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
@@ -196,6 +211,16 @@ class PostgresReadStore(ReadStore):
     def transaction(self) -> Iterator[Tx]:
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             yield Tx("postgres", cursor)
+
+    @contextmanager
+    def batch(self) -> Iterator[Tx]:
+        with (
+            self.pool.connection() as conn,
+            conn.pipeline() as pipeline,
+            conn.transaction(),
+            conn.cursor() as cursor,
+        ):
+            yield Tx("postgres", cursor, pipeline)
 
     @contextmanager
     def read(self) -> Iterator[Tx]:

@@ -62,7 +62,7 @@ class IdempotencyStore:
         fingerprint and (when done) the stored response of the request that holds the key."""
         now = datetime.now(UTC)
         with self.store.transaction() as tx:
-            inserted = tx.execute(
+            inserted = tx.count(
                 "INSERT INTO http_idempotency (key, fingerprint, state, created_at)"
                 " VALUES (?, ?, 'in_progress', ?) ON CONFLICT (key) DO NOTHING",
                 (key, fingerprint, now.isoformat()),
