@@ -575,7 +575,9 @@ class Order(Aggregate):
             and self.cod_payment() is None
             and self._online_part_captured()
         ):
-            self.trigger_event(self.Paid, timestamp=now, meta=meta, amount=self.captured)
+            self.trigger_event(
+                self.Paid, timestamp=now, meta=meta, amount=self.captured - self.refunded
+            )
             if auto_release:
                 self.release_to_fulfilment(meta=meta, now=now)
 
