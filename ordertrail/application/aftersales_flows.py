@@ -202,6 +202,7 @@ class AfterSalesFlows:
         case = self.aftersales.case(case_id)
         if case.replacement_shipment_id is not None:
             return CaseSnapshot.of(case)
+        case.check_replacement()  # before any stock is held or parcel booked
         order = self.orders.order(case.order_id)
         lines = replacement_lines(order, case.claimed_lines())
         shipment_id = ids.shipment_id(uuid5(case.id, "replacement"))

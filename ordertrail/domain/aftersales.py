@@ -333,18 +333,9 @@ class AfterSalesCase(Aggregate):
 
     def arrange_replacement(self, shipment_id: UUID, *, meta: EventMeta, now: datetime) -> bool:
         """An approved exchange sends the requested units again; arranged once."""
-        if self.kind is not CaseKind.EXCHANGE:
-            raise InvalidCaseTransition("only an exchange gets a replacement")
         if self.replacement_shipment_id is not None:
             return False
-        if self.status not in (
-            CaseStatus.APPROVED,
-            CaseStatus.RETURN_RECEIVED,
-            CaseStatus.INSPECTED,
-        ):
-            raise InvalidCaseTransition(
-                f"a {self.status.value} case gets no replacement", status=self.status.value
-            )
+        self.check_replacement()
         self.trigger_event(
             self.ReplacementArranged,
             timestamp=now,
@@ -353,6 +344,19 @@ class AfterSalesCase(Aggregate):
             lines=self.claimed_lines(),
         )
         return True
+
+    def check_replacement(self) -> None:
+        """Raise unless the case is an exchange that may get its replacement now."""
+        if self.kind is not CaseKind.EXCHANGE:
+            raise InvalidCaseTransition("only an exchange gets a replacement")
+        if self.status not in (
+            CaseStatus.APPROVED,
+            CaseStatus.RETURN_RECEIVED,
+            CaseStatus.INSPECTED,
+        ):
+            raise InvalidCaseTransition(
+                f"a {self.status.value} case gets no replacement", status=self.status.value
+            )
 
     def link_article(self, article_id: UUID, *, meta: EventMeta, now: datetime) -> bool:
         if article_id in self.articles:

@@ -46,3 +46,21 @@ def test_place_an_order_over_http(api: Api) -> None:
     assert reused.status_code == 422
     assert c.get("/schema/openapi.json").status_code == 200
     assert c.post("/orders", content=b"{not json", headers=api.customer()).status_code == 400
+
+
+def test_a_product_reads_back_with_its_etag_and_revises_with_if_match(api: Api) -> None:
+    c = api.client
+    created = c.post("/products", json={"sku": "TEA-2", "title": "Green", "category": "tea",
+                                        "price": {"amount": 900, "currency": "CNY"}},
+                     headers=api.staff())
+    assert created.status_code == 201, created.text
+    got = c.get("/products/TEA-2")
+    assert got.status_code == 200, got.text
+    assert got.headers["etag"] == '"1"'
+    stale = c.patch("/products/TEA-2", json={"title": "Longjing"},
+                    headers={**api.staff(), "If-Match": '"0"'})
+    assert stale.status_code == 412
+    revised = c.patch("/products/TEA-2", json={"title": "Longjing"},
+                      headers={**api.staff(), "If-Match": got.headers["etag"]})
+    assert revised.status_code == 200, revised.text
+    assert c.get("/products/TEA-2").json()["title"] == "Longjing"

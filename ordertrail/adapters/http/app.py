@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request
+from litestar import Litestar, Request, Router
 from litestar.config.app import AppConfig
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
@@ -97,7 +97,10 @@ def create_app(settings: ApiSettings | None = None, *, clock: Clock = system_clo
     )
     route_handlers = [handler for module in ROUTE_MODULES for handler in module.ROUTES]
     app = Litestar(
-        route_handlers=route_handlers,
+        # One router holding every handler: registering handlers that share a path one by
+        # one wraps the earlier ones again (Litestar 2.25), and a sync handler wrapped twice
+        # fails when it returns a Response.
+        route_handlers=[Router(path="/", route_handlers=route_handlers)],
         lifespan=[lifespan],
         on_app_init=[
             auth.on_app_init,
