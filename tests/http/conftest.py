@@ -45,7 +45,8 @@ class Api:
 
 
 def api_settings(store: Settings, **changes: Any) -> ApiSettings:
-    return ApiSettings(store=store, dev_tokens=True, run_workers=False, **changes)
+    """Development tokens on; background workers off unless asked for (tests settle)."""
+    return ApiSettings(**{"store": store, "dev_tokens": True, "run_workers": False, **changes})
 
 
 @pytest.fixture
