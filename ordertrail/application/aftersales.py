@@ -170,7 +170,9 @@ class AfterSalesApplication(OrdertrailApplication):
                 CaseStatus.APPROVED,
                 CaseStatus.RETURN_RECEIVED,
             )
-            keeps_claim = case.kind is CaseKind.REFUND_ONLY and case.refunded.is_positive
+            # An approved refund-only case's refund is due even if it closes first: its
+            # units stay claimed, so another case cannot claim (and be refunded) them again.
+            keeps_claim = case.kind is CaseKind.REFUND_ONLY and case.approved
             case.close(command.resolution, meta=ctx.meta, now=now)
             changed: list[AfterSalesCase | ReturnLedger] = [case]
             if unjudged and not keeps_claim:

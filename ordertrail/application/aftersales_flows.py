@@ -140,8 +140,10 @@ class AfterSalesFlows:
         reference = f"case:{case.id}:{ctx.command_id}"
 
         def decide(now: datetime) -> Decision[RefundRecorded]:
-            # The case's own limits, checked on its current state before any money moves.
-            self.aftersales.case(command.case_id).check_refund(command.amount)
+            # The case's status and limits, on its current state, before any money moves;
+            # the order then keeps the case's refunds within its limit (and the order's).
+            current = self.aftersales.case(command.case_id)
+            current.check_refund(command.amount)
             order = self.orders.order(case.order_id)
             parts = []
             for index, (payment_id, amount) in enumerate(refund_plan(order, command.amount)):
@@ -153,6 +155,8 @@ class AfterSalesFlows:
                     reason=f"after-sales case {case.id}",
                     meta=ctx.meta,
                     now=now,
+                    for_case=case.id,
+                    case_limit=current.refund_limit,
                 )
                 parts.append((payment_id, amount, ref))
             return Decision(RefundRecorded(case.id, order.id, tuple(parts)), [order])
@@ -174,7 +178,7 @@ class AfterSalesFlows:
             case = self.aftersales.case(case_id)
             now = self.aftersales.clock()
             for amount, ref in refunds:
-                case.issue_refund(amount, refund_ref=ref, meta=meta, now=now)
+                case.record_refund_made(amount, refund_ref=ref, meta=meta, now=now)
             if not case.pending_events:
                 return None
             try:
@@ -190,7 +194,10 @@ class AfterSalesFlows:
         return is accepted or a refund-only case approved). None if nothing is due."""
         case = self.aftersales.case(case_id)
         order = self.orders.order(case.order_id)
-        amount = min(case.refundable, order.captured - order.refunded, key=lambda m: m.amount)
+        already = order.case_refunds.get(case.id, Money.zero(order.currency))
+        amount = min(
+            case.refund_limit - already, order.captured - order.refunded, key=lambda m: m.amount
+        )
         if amount.amount <= 0:
             return None
         return self.issue_refund(IssueRefund(case_id, amount), ctx)
@@ -204,7 +211,7 @@ class AfterSalesFlows:
             return CaseSnapshot.of(case)
         case.check_replacement()  # before any stock is held or parcel booked
         order = self.orders.order(case.order_id)
-        lines = replacement_lines(order, case.claimed_lines())
+        lines = replacement_lines(order, case.replacement_lines())
         shipment_id = ids.shipment_id(uuid5(case.id, "replacement"))
         expires_at = self.inventory.clock() + REPLACEMENT_HOLD
         self.inventory.update_items(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import uuid5
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import TrackingRecorder
@@ -30,7 +30,7 @@ from ordertrail.application.fulfilment import Fulfilment, is_active, item_quanti
 from ordertrail.application.ordering import CancelOrder, Ordering
 from ordertrail.domain import ids
 from ordertrail.domain.aftersales import AfterSalesCase, CaseKind
-from ordertrail.domain.errors import DomainError, InsufficientStock, NoCarrierAvailable
+from ordertrail.domain.errors import DomainError
 from ordertrail.domain.meta import Actor
 from ordertrail.domain.orders import Order, OrderStatus
 from ordertrail.domain.shipments import Shipment
@@ -230,15 +230,21 @@ class CaseSettlement(Follower):
         if isinstance(event, AfterSalesCase.Inspected):
             self._restock(case, event)
             if case.kind is CaseKind.RETURN:
-                self.flows.refund_case_in_full(case.id, follow_up_context(event, self.name))
+                self._refund(case, event)
         elif case.kind is CaseKind.REFUND_ONLY:
-            self.flows.refund_case_in_full(case.id, follow_up_context(event, self.name))
+            self._refund(case, event)
         elif case.kind is CaseKind.EXCHANGE:
             try:
                 self.flows.arrange_replacement(case.id, meta)
-            except (InsufficientStock, NoCarrierAvailable) as error:
-                log.warning("no replacement for case %s yet: %s", case.id, error)
+            except DomainError as error:  # no stock or carrier yet, or no longer due
+                log.warning("no replacement for case %s: %s", case.id, error)
         return True
+
+    def _refund(self, case: AfterSalesCase, event: DomainEventProtocol[Any]) -> None:
+        try:
+            self.flows.refund_case_in_full(case.id, follow_up_context(event, self.name))
+        except DomainError as error:  # e.g. the order holds nothing more to give back
+            log.warning("case %s not refunded automatically: %s", case.id, error)
 
     def _restock(self, case: AfterSalesCase, event: AfterSalesCase.Inspected) -> None:
         order = self.flows.orders.order(case.order_id)
@@ -266,10 +272,10 @@ class CaseRefundRecorder(Follower):
 
     def handle(self, event: DomainEventProtocol[Any]) -> bool:
         assert isinstance(event, Order.PaymentRefunded)
-        kind, _, rest = event.refund_ref.partition(":")
-        if kind == "case":
-            case_id = UUID(rest.split(":", 1)[0])
+        if event.case_id is not None:
             self.flows.record_case_refunds(
-                case_id, [(event.amount, event.refund_ref)], follow_up_meta(event, self.name)
+                event.case_id,
+                [(event.amount, event.refund_ref)],
+                follow_up_meta(event, self.name),
             )
         return True

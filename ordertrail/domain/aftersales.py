@@ -310,6 +310,22 @@ class AfterSalesCase(Aggregate):
         )
         return True
 
+    def record_refund_made(
+        self, amount: Money, *, refund_ref: str, meta: EventMeta, now: datetime
+    ) -> bool:
+        """Record a refund the order already made for this case (whatever the case's
+        status now: the money has moved; the order kept it within the case's limit).
+        Once per reference."""
+        ref = rules.text(refund_ref, "refund reference", max_length=200, error=InvalidCase)
+        if ref in self.refund_refs:
+            return False
+        if not isinstance(amount, Money) or amount.currency != self.currency:
+            raise InvalidCase(f"refunds are in {self.currency}", field="amount")
+        self.trigger_event(
+            self.RefundIssued, timestamp=now, meta=meta, amount=amount, refund_ref=ref
+        )
+        return True
+
     def check_refund(self, amount: Money) -> None:
         """Raise if the case may not refund ``amount`` now (nothing is recorded)."""
         if self.kind is CaseKind.EXCHANGE:
@@ -317,7 +333,7 @@ class AfterSalesCase(Aggregate):
         due_status = (
             CaseStatus.APPROVED if self.kind is CaseKind.REFUND_ONLY else CaseStatus.INSPECTED
         )
-        if self.status is not CaseStatus.CLOSED:  # money moved before closing still counts
+        if self.status is not CaseStatus.CLOSED:  # what was due before closing stays due
             self._require(due_status, "refunded")
         if not isinstance(amount, Money) or amount.currency != self.currency:
             raise InvalidCase(f"refunds are in {self.currency}", field="amount")
@@ -341,7 +357,7 @@ class AfterSalesCase(Aggregate):
             timestamp=now,
             meta=meta,
             shipment_id=shipment_id,
-            lines=self.claimed_lines(),
+            lines=self.replacement_lines(),
         )
         return True
 
@@ -357,6 +373,8 @@ class AfterSalesCase(Aggregate):
             raise InvalidCaseTransition(
                 f"a {self.status.value} case gets no replacement", status=self.status.value
             )
+        if self.inspections and not self.accepted_lines():
+            raise InvalidCaseTransition("no returned unit was accepted: nothing to replace")
 
     def link_article(self, article_id: UUID, *, meta: EventMeta, now: datetime) -> bool:
         if article_id in self.articles:
@@ -405,6 +423,10 @@ class AfterSalesCase(Aggregate):
 
     def rejected_lines(self) -> tuple[ClaimLine, ...]:
         return tuple(ClaimLine(r.line_no, r.rejected) for r in self.inspections if r.rejected)
+
+    def replacement_lines(self) -> tuple[ClaimLine, ...]:
+        """What an exchange sends again: the accepted units once inspected, else all."""
+        return self.accepted_lines() if self.inspections else self.claimed_lines()
 
     def claimed_lines(self) -> tuple[ClaimLine, ...]:
         return tuple(ClaimLine(line.line_no, line.quantity) for line in self.lines)
@@ -487,7 +509,10 @@ class ReturnLedger(Aggregate):
         """Claim units for a case; each line stays within delivered minus claimed."""
         if case_id in self.cases:
             return False
+        if not lines or len({line.line_no for line in lines}) != len(lines):
+            raise InvalidCase("a claim lists each order line once", field="lines")
         for line in lines:
+            rules.positive_quantity(line.quantity, "quantity", error=InvalidCase)
             room = delivered.get(line.line_no, 0) - self.claimed.get(line.line_no, 0)
             if line.quantity > room:
                 raise ReturnExceedsDelivered(

@@ -19,6 +19,7 @@ from ordertrail.domain.errors import (
     OrderNotExpirable,
     OrderNotPayable,
     PaymentNotFound,
+    RefundExceedsCase,
     ShipmentNotFound,
 )
 from ordertrail.domain.fulfilment import (
@@ -131,12 +132,16 @@ class Order(Aggregate):
         amount: Money
         refund_ref: str
         reason: str
+        case_id: UUID | None = None  # the after-sales case this refund is for, if any
 
         def apply(self, aggregate: Order) -> None:
             payment = aggregate.payments[self.payment_id]
             aggregate.payments[self.payment_id] = payment.refunded_more(
                 self.amount, self.refund_ref
             )
+            if self.case_id is not None:
+                before = aggregate.case_refunds.get(self.case_id, Money.zero(aggregate.currency))
+                aggregate.case_refunds[self.case_id] = before + self.amount
 
     class PaymentDiscrepancyRecorded(Event):
         """A provider reported an amount this payment does not expect; nothing was
@@ -312,6 +317,7 @@ class Order(Aggregate):
         self.payment_due_at = payment_due_at
         self.status = OrderStatus.AWAITING_PAYMENT
         self.parcels: dict[UUID, ParcelRecord] = {}
+        self.case_refunds: dict[UUID, Money] = {}
 
     # --- placing -------------------------------------------------------------------------
 
@@ -503,8 +509,14 @@ class Order(Aggregate):
         reason: str,
         meta: EventMeta,
         now: datetime,
+        for_case: UUID | None = None,
+        case_limit: Money | None = None,
     ) -> bool:
-        """Give money back, never more than was captured. A refund reference counts once."""
+        """Give money back, never more than was captured. A refund reference counts once.
+
+        A refund for an after-sales case also stays within ``case_limit`` across all the
+        case's refunds: the order is where both ceilings are decided, so concurrent refunds
+        for one case cannot both pass."""
         payment = self._payment(payment_id)
         ref = rules.text(refund_ref, "refund reference", max_length=200, error=InvalidOrder)
         if payment.has_seen(ProviderAction.REFUND, ref):
@@ -512,6 +524,8 @@ class Order(Aggregate):
         why = rules.text(reason, "reason", max_length=500, error=InvalidOrder)
         self._check_currency(amount)
         payment.check_refund(amount)
+        if for_case is not None:
+            self._check_case_refund(for_case, amount, case_limit)
         self.trigger_event(
             self.PaymentRefunded,
             timestamp=now,
@@ -520,8 +534,22 @@ class Order(Aggregate):
             amount=amount,
             refund_ref=ref,
             reason=why,
+            case_id=for_case,
         )
         return True
+
+    def _check_case_refund(self, case_id: UUID, amount: Money, limit: Money | None) -> None:
+        if limit is None:
+            raise InvalidOrder("a refund for a case needs the case's limit", field="case_limit")
+        self._check_currency(limit)
+        already = self.case_refunds.get(case_id, Money.zero(self.currency))
+        if already + amount > limit:
+            raise RefundExceedsCase(
+                f"case {case_id} may refund {limit.amount} in all; {already.amount} refunded",
+                case_id=str(case_id),
+                requested=amount.amount,
+                refundable=(limit - already).amount,
+            )
 
     def confirm_cash_on_delivery(
         self, *, meta: EventMeta, now: datetime, auto_release: bool = True

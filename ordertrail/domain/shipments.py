@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -86,7 +86,9 @@ class Scan:
     @property
     def key(self) -> str:
         """What makes two notifications the same scan."""
-        return self.carrier_event_id or f"{self.milestone.value}@{self.occurred_at.isoformat()}"
+        if self.carrier_event_id:
+            return self.carrier_event_id
+        return f"{self.milestone.value}@{self.occurred_at.astimezone(UTC).isoformat()}"
 
 
 class Shipment(Aggregate):
@@ -299,6 +301,11 @@ class Shipment(Aggregate):
         records nothing."""
         if self.cod_amount is None:
             raise InvalidShipmentTransition("this parcel has no cash to collect")
+        if self.picked_up_at is None:
+            raise InvalidShipmentTransition(
+                "no cash is collected for a parcel the carrier has not picked up",
+                status=self.status.value,
+            )
         if self.cash_collected is not None:
             return False
         if self.status in (ShipmentStatus.CANCELLED, ShipmentStatus.RETURNED_TO_SENDER):

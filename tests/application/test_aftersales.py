@@ -194,3 +194,42 @@ def test_staff_record_which_article_resolved_a_case(ot: Ordertrail, clock: FakeC
     ).value
     ot.aftersales.link_article(LinkArticle(case.case_id, article.article_id), staff())
     assert ot.aftersales.case(case.case_id).articles == (article.article_id,)
+
+
+def test_a_case_refunded_but_not_yet_recorded_is_not_refunded_again(
+    ot: Ordertrail, clock: FakeClock
+) -> None:
+    """The order keeps each case's refunds within the case's limit, so a refund whose
+    record on the case was lost (the process died) cannot be paid a second time."""
+    order = delivered_order(ot, clock, quantity=2)  # 2000 captured
+    case = open_case(ot, order, 1, CaseKind.REFUND_ONLY, CaseReason.MISSING_ITEM)  # 1000
+    ot.aftersales.approve(ApproveCase(case.case_id), staff())
+    recorded = ot.returns.record_case_refunds
+
+    def dies(*args: object, **kwargs: object) -> None:
+        raise SystemExit("the process died before recording on the case")
+
+    ot.returns.record_case_refunds = dies  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        ot.returns.issue_refund(IssueRefund(case.case_id, cny(1000)), staff())
+    ot.returns.record_case_refunds = recorded  # type: ignore[method-assign]
+    assert ot.aftersales.case(case.case_id).refunded == cny(0)  # not recorded yet
+    with pytest.raises(RefundExceedsCase):
+        ot.returns.issue_refund(IssueRefund(case.case_id, cny(1000)), staff())
+    ot.run_processes()  # the recorder copies the order's refund onto the case
+    assert ot.aftersales.case(case.case_id).refunded == cny(1000)
+    assert ot.orders.order(order.id).refunded == cny(1000)
+
+
+def test_an_approved_refund_closed_before_it_is_paid_is_paid_once(
+    ot: Ordertrail, clock: FakeClock
+) -> None:
+    order = delivered_order(ot, clock, quantity=1)
+    first = open_case(ot, order, 1, CaseKind.REFUND_ONLY, CaseReason.MISSING_ITEM)
+    ot.aftersales.approve(ApproveCase(first.case_id), staff())
+    ot.aftersales.close_case(CloseCase(first.case_id, "refund on its way"), staff())
+    ot.run_processes()
+    assert ot.aftersales.case(first.case_id).refunded == cny(1000)
+    with pytest.raises(ReturnExceedsDelivered):  # the unit stays claimed by the first case
+        open_case(ot, order, 1, CaseKind.REFUND_ONLY, CaseReason.MISSING_ITEM)
+    assert ot.orders.order(order.id).refunded == cny(1000)
