@@ -298,14 +298,10 @@ class Shipment(Aggregate):
         now: datetime,
     ) -> bool:
         """The courier collected the cash due on delivery; the same collection twice
-        records nothing."""
+        records nothing. Reported before any scan, it also records the pickup (a courier
+        had the parcel), so the parcel can no longer be cancelled."""
         if self.cod_amount is None:
             raise InvalidShipmentTransition("this parcel has no cash to collect")
-        if self.picked_up_at is None:
-            raise InvalidShipmentTransition(
-                "no cash is collected for a parcel the carrier has not picked up",
-                status=self.status.value,
-            )
         if self.cash_collected is not None:
             return False
         if self.status in (ShipmentStatus.CANCELLED, ShipmentStatus.RETURNED_TO_SENDER):
@@ -319,6 +315,8 @@ class Shipment(Aggregate):
                 due=self.cod_amount.amount,
             )
         ref = rules.text(reference, "reference", max_length=200, error=InvalidShipment)
+        if self.picked_up_at is None:  # a courier had it, whatever scans are still to come
+            self.trigger_event(self.PickedUp, timestamp=now, meta=meta, occurred_at=collected_at)
         self.trigger_event(
             self.CashCollected,
             timestamp=now,
@@ -331,7 +329,7 @@ class Shipment(Aggregate):
 
     def cancel(self, reason: str, *, meta: EventMeta, now: datetime) -> None:
         why = rules.text(reason, "reason", max_length=500, error=InvalidShipment)
-        if self.status is not ShipmentStatus.AWAITING_PICKUP:
+        if self.status is not ShipmentStatus.AWAITING_PICKUP or self.picked_up_at is not None:
             raise InvalidShipmentTransition(
                 f"a {self.status.value} parcel cannot be cancelled", status=self.status.value
             )

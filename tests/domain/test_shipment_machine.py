@@ -4,11 +4,12 @@ return to sender are final whenever they arrive, and cash on delivery is collect
 once, for the exact amount due. The carrier's cash-on-delivery account counts each parcel's
 collection once and never has more remitted than collected.
 
-Cash is refused before the carrier has picked the parcel up, and on a cancelled or returned
-parcel. A return-to-sender scan arriving after cash was reported is still final (the
-carrier's word wins; the order then owes the cash back): what is checked is that no
-``CashCollected`` is ever recorded while the parcel is awaiting pickup, cancelled or
-returned.
+Cash is refused on a cancelled or returned parcel; reported before any scan, it records the
+pickup too (a courier had the parcel), after which the parcel cannot be cancelled. A
+return-to-sender scan arriving after cash was reported is still final (the carrier's word
+wins; the order then owes the cash back): what is checked is that no ``CashCollected`` is
+ever recorded while the parcel is cancelled or returned, and that a parcel a courier has
+had is never cancelled.
 """
 
 from __future__ import annotations
@@ -451,16 +452,18 @@ class ShipmentMachine(RuleBasedStateMachine):
         elif parcel.cash is not None:
             expected = Accepted((), False)  # the same collection reported twice
         else:
+            # Cash reported before any scan also records the pickup: a courier had it.
+            collected = (
+                ("PickedUp", "CashCollected") if parcel.picked_up_at is None else ("CashCollected",)
+            )
             expected = first_rejection(
-                # Cash is collected on delivery: never before the carrier has the parcel.
-                (parcel.picked_up_at is None, TRANSITION),
                 (
                     parcel.status in (ShipmentStatus.CANCELLED, ShipmentStatus.RETURNED_TO_SENDER),
                     TRANSITION,
                 ),
                 (money != parcel.cod, COD_MISMATCH),
                 (not reference.valid, INVALID),
-            ) or Accepted(("CashCollected",), True)
+            ) or Accepted(collected, True)
         shipment = parcel.shipment
         events = perform(
             shipment,
@@ -477,9 +480,11 @@ class ShipmentMachine(RuleBasedStateMachine):
         )
         if not events:
             return
-        collected = events[0]
-        assert isinstance(collected, Shipment.CashCollected)
-        assert collected.reference == reference.stripped
+        cash = events[-1]
+        assert isinstance(cash, Shipment.CashCollected)
+        assert cash.reference == reference.stripped
+        if parcel.picked_up_at is None:
+            parcel.picked_up_at = self.now
         parcel.cash = money
         # What the application does in the same transaction: count it on the account.
         self.account_records_a_collection(shipment.id, money)
@@ -490,11 +495,14 @@ class ShipmentMachine(RuleBasedStateMachine):
 
     @rule(parcel=parcels, reason=texts(500))
     def staff_cancel_the_parcel(self, parcel: Parcel, reason: Text) -> None:
-        # Only a parcel still awaiting pickup can be cancelled (and such a parcel has no
-        # cash: cash comes after pickup).
+        # Only a parcel still awaiting pickup, that no courier has had, can be cancelled.
         expected = first_rejection(
             (not reason.valid, INVALID),
-            (parcel.status is not ShipmentStatus.AWAITING_PICKUP, TRANSITION),
+            (
+                parcel.status is not ShipmentStatus.AWAITING_PICKUP
+                or parcel.picked_up_at is not None,
+                TRANSITION,
+            ),
         ) or Accepted(("Cancelled",))
         shipment = parcel.shipment
         events = perform(
@@ -756,15 +764,6 @@ def test_a_final_scan_wins_whenever_it_arrives(scans: list[Scan]) -> None:
 
 def test_cash_is_collected_once_for_the_exact_amount() -> None:
     shipment = booked(Money(8800, CURRENCY))
-    with pytest.raises(DomainError) as early:  # the carrier does not have it yet
-        shipment.record_cash_collected(
-            Money(8800, CURRENCY), collected_at=START, reference="R", meta=new_meta(), now=START
-        )
-    assert early.value.code == TRANSITION
-    shipment.record_scan(
-        Scan(Milestone.PICKED_UP, START, carrier_event_id="p"), meta=new_meta(), now=START
-    )
-    shipment.collect_events()
     with pytest.raises(DomainError) as refused:
         shipment.record_cash_collected(
             Money(8700, CURRENCY), collected_at=START, reference="R", meta=new_meta(), now=START
@@ -778,7 +777,9 @@ def test_cash_is_collected_once_for_the_exact_amount() -> None:
             )
             is expected
         )
-    assert [type(e).__name__ for e in shipment.collect_events()] == ["CashCollected"]
+    assert [type(e).__name__ for e in shipment.collect_events()] == ["PickedUp", "CashCollected"]
+    with pytest.raises(DomainError):  # a courier had it: it cannot be cancelled now
+        shipment.cancel("changed mind", meta=new_meta(), now=START)
 
 
 def test_a_parcel_without_cash_on_delivery_collects_nothing() -> None:
