@@ -130,6 +130,7 @@ class Ordertrail:
             self.logistics,
             self.aftersales,
             self.knowledge,
+            self.carts,
         )
 
     def close(self) -> None:

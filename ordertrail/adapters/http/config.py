@@ -24,6 +24,7 @@ class ApiSettings:
     seed_demo: bool = False
     run_workers: bool = True  # projection workers and process managers in-process
     alipay_public_key_pem: str = ""  # the provider's key that verifies its notifications
+    public_base_url: str = ""  # how providers reach us (notify URLs); default: the request
     generic_provider_secret: str = DEV_PROVIDER_SECRET
 
     @classmethod
@@ -56,5 +57,6 @@ class ApiSettings:
             seed_demo=flag("ORDERTRAIL_SEED_DEMO", False),
             run_workers=flag("ORDERTRAIL_RUN_WORKERS", True),
             alipay_public_key_pem=pem,
+            public_base_url=env.get("ORDERTRAIL_PUBLIC_BASE_URL", "").rstrip("/"),
             generic_provider_secret=env.get("ORDERTRAIL_PROVIDER_SECRET", DEV_PROVIDER_SECRET),
         )

@@ -18,6 +18,7 @@ from ordertrail.adapters.http.routes.common import (
     context,
     etag,
     example,
+    not_found,
     runtime_of,
     visible_to,
 )
@@ -34,6 +35,7 @@ from ordertrail.adapters.http.schemas import (
 )
 from ordertrail.application.ordering import CancelOrder, PlaceOrder
 from ordertrail.application.placement import LineRequest
+from ordertrail.domain.errors import OrderNotFound
 from ordertrail.domain.order_parts import DeliveryGroup, Discount
 from ordertrail.domain.orders import Order
 from ordertrail.domain.payments import PaymentMethod, PlannedPayment
@@ -174,7 +176,10 @@ class OrderReply(Reply):
 
 def owned_order(state: State, request: Request[Any, Any, Any], order_id: UUID) -> Order:
     """The order, if the caller may see it (customers: only their own; else 404)."""
-    order = runtime_of(state).ot.orders.order(order_id)
+    try:
+        order = runtime_of(state).ot.orders.order(order_id)
+    except OrderNotFound:
+        raise not_found("order") from None  # the same answer as for another's order
     visible_to(principal_of(request), order.customer_id, "order")
     return order
 
