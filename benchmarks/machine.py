@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -25,10 +26,8 @@ def describe() -> str:
     except (OSError, ValueError, IndexError):
         pass
     postgres = "PostgreSQL ?"
-    try:
+    with contextlib.suppress(OSError):
         postgres = subprocess.run(["postgres", "--version"], capture_output=True, text=True,
                                   check=False).stdout.strip() or postgres
-    except OSError:
-        pass
     return (f"{cpu}, {os.cpu_count()} cores{memory}; Python {platform.python_version()}; "
             f"{postgres}")

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+from benchmarks.machine import describe
 from ordertrail.adapters.bootstrap import open_ordertrail
 from ordertrail.adapters.devdb import DURABLE, throwaway_cluster
 from ordertrail.adapters.read_models import READ_MODELS, ReadSide, read_store
@@ -35,11 +36,8 @@ from ordertrail.domain import (
     PaymentMethod,
     PlannedPayment,
     Product,
-    ids,
 )
 from ordertrail.domain.fulfilment import ParcelQuantity
-
-from benchmarks.machine import describe
 
 SKUS = [f"SKU-{n:04d}" for n in range(200)]
 ADDRESS = Address.create(recipient="Li Lei", phone="+86 139 0000 0000",

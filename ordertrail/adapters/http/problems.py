@@ -105,13 +105,18 @@ def from_http_exception(error: HTTPException) -> ProblemDetailsException:
         status = 400
         if isinstance(error.extra, list):
             details["errors"] = [_jsonable(item) for item in error.extra]
+    headers = dict(error.headers or {})
+    if status == 429 and "Retry-After" not in headers:
+        # The rate limiter says when its window resets (RateLimit-Reset, in seconds).
+        reset = headers.get("RateLimit-Reset", "1")
+        headers["Retry-After"] = str(max(1, int(reset))) if reset.isdigit() else "1"
     return problem(
         status,
         HTTP_CODES.get(status, f"http.{status}"),
         _phrase(status),
         str(error.detail),
         details=details,
-        headers=dict(error.headers or {}) or None,
+        headers=headers or None,
     )
 
 
