@@ -52,7 +52,7 @@ def test(args: list[str]) -> int:
     steps = [
         [str(bin_dir / "ruff"), "check", "ordertrail", "tests", "benchmarks", "dev.py"],
         [str(bin_dir / "mypy"), "--strict", "ordertrail/domain", "ordertrail/application"],
-        [str(PYTHON), "-m", "pytest", *(args or ["-q"])],
+        [str(PYTHON), "-m", "pytest", *(args or ["-q", "-n", "2"])],
     ]
     env = {**os.environ, "HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "ci")}
     for step in steps:
