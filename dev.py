@@ -2,7 +2,7 @@
 """Developer tasks that need nothing but Python >= 3.11 (and, for the tests, the
 PostgreSQL server binaries): the first run creates ./.venv and installs the project.
 
-    python3 dev.py run      # the service on the embedded store, with demo data
+    python3 dev.py run      # the HTTP service on the embedded store, with demo data
     python3 dev.py test     # lint, type checks and the whole test suite
     python3 dev.py setup    # only (re)create the virtual environment
 """
@@ -44,7 +44,7 @@ def setup() -> None:
 
 
 def run(args: list[str]) -> int:
-    return subprocess.call([str(PYTHON), "-m", "ordertrail", "demo", *args], cwd=ROOT)
+    return subprocess.call([str(PYTHON), "-m", "ordertrail", "serve", "--demo", *args], cwd=ROOT)
 
 
 def test(args: list[str]) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from ordertrail.adapters.bootstrap import open_ordertrail
 from ordertrail.adapters.demo import SimulatedClock, run_scenario
 from ordertrail.adapters.read_models import READ_MODELS, ReadSide, format_status, read_store
+from ordertrail.adapters.serve import add_serve_command
 from ordertrail.adapters.settings import Settings
 
 
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--database-url", default="", help="the store (default: ORDERTRAIL_DATABASE_URL)"
     )
     projections.set_defaults(run=_projections)
+    add_serve_command(commands)
     return parser
 
 
