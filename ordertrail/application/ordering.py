@@ -154,19 +154,14 @@ class Ordering:
         one transaction); on a version conflict decide again on fresh stock."""
 
         def decide_order(chosen: dict[int, str], now: datetime) -> Order:
-            return Order.place(
+            return self.decide_order(
+                command,
+                ctx,
                 order_id=order_id,
-                customer_id=command.customer_id,
-                lines=_priced_lines(command.lines, chosen, products),
-                delivery_groups=groups,
-                shipping_fee=command.shipping_fee
-                or Money.zero(products[command.lines[0].sku].price.currency),
-                discounts=command.discounts,
-                payment_plan=command.payment_plan,
-                payment_due_at=now + self.payment_window,
-                meta=ctx.meta,
+                products=products,
+                groups=groups,
+                chosen=chosen,
                 now=now,
-                auto_release=self.orders.auto_release,
             )
 
         # Every rule of the order itself is checked before any stock is looked at.
@@ -198,6 +193,34 @@ class Ordering:
         raise ConcurrencyConflict(
             "stock kept changing under this order; retry with the same command id",
             order_id=str(order_id),
+        )
+
+    def decide_order(
+        self,
+        command: PlaceOrder,
+        ctx: CommandContext,
+        *,
+        order_id: UUID,
+        products: dict[str, Product],
+        groups: tuple[DeliveryGroup, ...],
+        chosen: dict[int, str],
+        now: datetime,
+    ) -> Order:
+        """The order a placement records, its lines shipping from ``chosen`` warehouses
+        (line index -> warehouse code). Raises the order's own domain errors."""
+        return Order.place(
+            order_id=order_id,
+            customer_id=command.customer_id,
+            lines=_priced_lines(command.lines, chosen, products),
+            delivery_groups=groups,
+            shipping_fee=command.shipping_fee
+            or Money.zero(products[command.lines[0].sku].price.currency),
+            discounts=command.discounts,
+            payment_plan=command.payment_plan,
+            payment_due_at=now + self.payment_window,
+            meta=ctx.meta,
+            now=now,
+            auto_release=self.orders.auto_release,
         )
 
     def _load_items(
