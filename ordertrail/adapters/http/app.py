@@ -96,6 +96,13 @@ def create_app(settings: ApiSettings | None = None, *, clock: Clock = system_clo
         identifier_for_request=client_of,
     )
     route_handlers = [handler for module in ROUTE_MODULES for handler in module.ROUTES]
+    errors = problems.problem_responses()
+    for handler in route_handlers:
+        handler.responses = {**errors, **(handler.responses or {})}
+        if handler.opt.get("public"):
+            # No bearer token needed (signed callbacks, health, dev tokens): say so in the
+            # schema, which otherwise inherits the app-wide JWT requirement.
+            handler.security = [{}]
     app = Litestar(
         # One router holding every handler: registering handlers that share a path one by
         # one wraps the earlier ones again (Litestar 2.25), and a sync handler wrapped twice

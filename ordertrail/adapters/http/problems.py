@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
     ProblemDetailsException,
@@ -59,6 +60,33 @@ HTTP_CODES = {
     422: "http.unprocessable",
     429: "http.rate_limited",
 }
+
+
+class ProblemDetails(msgspec.Struct, kw_only=True):
+    """The body of every error response (RFC 9457, ``application/problem+json``)."""
+
+    type: str
+    status: int
+    title: str
+    detail: str
+    code: str
+    details: dict[str, Any] = {}
+
+
+#: What any operation may answer besides its success: documented once for all of them.
+DOCUMENTED_ERRORS = (400, 401, 403, 404, 409, 412, 413, 415, 422, 429, 503)
+
+
+def problem_responses() -> dict[int, Any]:
+    return {
+        status: ResponseSpec(
+            data_container=ProblemDetails,
+            media_type=PROBLEM_JSON,
+            description=f"{_phrase(status)}: a problem with a stable `code`",
+            generate_examples=False,
+        )
+        for status in DOCUMENTED_ERRORS
+    }
 
 
 def status_for(error: DomainError) -> int:

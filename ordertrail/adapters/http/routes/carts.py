@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Request, Response, Router, delete, get, post, put
+from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
 from msgspec import Meta
@@ -298,22 +298,12 @@ def check_out(
     )
 
 
-# One Router, so that Litestar registers the handlers of each path together: registered
-# one by one (as the app does with a flat list), a sync_to_thread handler whose path gets
-# a second handler later (PUT and DELETE of an item) is wrapped twice and answers 500
-# (litestar 2.25, ``Litestar.register`` calls ``on_registration`` again on the handlers
-# already there).
 ROUTES: list[Any] = [
-    Router(
-        path="/",
-        route_handlers=[
-            open_cart,
-            get_cart,
-            put_item,
-            remove_item,
-            set_address,
-            choose_payment,
-            check_out,
-        ],
-    )
+    open_cart,
+    get_cart,
+    put_item,
+    remove_item,
+    set_address,
+    choose_payment,
+    check_out,
 ]

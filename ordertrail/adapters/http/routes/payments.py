@@ -34,6 +34,7 @@ from uuid import UUID
 from anyio import to_thread
 from litestar import MediaType, Request, Response, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     Example,
     OpenAPIFormat,
@@ -338,6 +339,15 @@ def _alipay_answer(handled: bool, status: int = 200) -> Response[str]:
     status_code=200,
     media_type=MediaType.TEXT,
     operation_class=AlipayNotificationOperation,
+    responses={
+        status: ResponseSpec(
+            data_container=str,
+            media_type=MediaType.TEXT,
+            description="`fail`: not handled (Alipay retries it later)",
+            generate_examples=False,
+        )
+        for status in (400, 404, 409, 422)
+    },
 )
 async def alipay_notification(state: State, request: Request[Any, Any, Any]) -> Response[str]:
     runtime = runtime_of(state)
