@@ -133,6 +133,7 @@ class PlacementBatcher:
         self._queue: deque[_Job] = deque()
         self._wakeup = threading.Condition()
         self._items: dict[UUID, InventoryItem] = {}
+        self._placed: dict[UUID, Order] = {}  # recorded, until ``place`` takes them
         self._closed = False
         #: Called between the two transactions of a batch; tests make it raise.
         self.crashpoint: Callable[[str], None] = lambda _: None
@@ -148,10 +149,19 @@ class PlacementBatcher:
 
     def place_order(self, command: PlaceOrder, ctx: CommandContext) -> Accepted[OrderSnapshot]:
         """Place one order through the next batch; blocks until it is committed."""
+        return self.place(command, ctx)[0]
+
+    def place(
+        self, command: PlaceOrder, ctx: CommandContext
+    ) -> tuple[Accepted[OrderSnapshot], Order | None]:
+        """Like ``place_order``, with the order as recorded (None for a replayed
+        outcome), so that a caller need not read it back from the store."""
         submitted = self.submit(command, ctx)
         if isinstance(submitted, Accepted):
-            return submitted
-        return submitted.result()
+            return submitted, None
+        accepted = submitted.result()
+        placed = self._placed.pop(accepted.value.order_id, None)
+        return accepted, None if accepted.replayed else placed
 
     def submit(
         self, command: PlaceOrder, ctx: CommandContext
@@ -410,6 +420,8 @@ class PlacementBatcher:
                 positions[self.ordering.inventory.name] = inventory_position
             for job in pending:
                 assert job.order is not None
+                if len(self._placed) < MAX_ITEMS_IN_MEMORY:  # bounded if nobody takes them
+                    self._placed[job.order_id] = job.order
                 job.future.set_result(Accepted(OrderSnapshot.of(job.order), dict(positions)))
             return
         self._compensate(pending, ConcurrencyConflict("orders kept conflicting"))

@@ -225,8 +225,9 @@ def place_order(
         discounts=tuple(Discount.create(d.code, d.amount.to_money()) for d in data.discounts),
     )
     runtime = runtime_of(state)
-    result = runtime.ot.ordering.place_order(command, context(request))
-    order = runtime.ot.orders.order(result.value.order_id)
+    result, order = runtime.place_order(command, context(request))
+    if order is None:  # a replayed outcome: the order as it is now
+        order = runtime.ot.orders.order(result.value.order_id)
     return accepted(
         result,
         OrderReply.of(order),
