@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ordertrail.adapters.settings import Settings
 from ordertrail.application.system import Ordertrail
 from ordertrail.projections.aftersales_queue import AfterSalesQueue
+from ordertrail.projections.audit_index import AuditIndex
 from ordertrail.projections.catalog import CatalogBrowse
 from ordertrail.projections.customer_orders import CustomerOrders
 from ordertrail.projections.dashboard import MerchantDashboard
@@ -28,6 +29,7 @@ READ_MODELS: dict[str, type[ReadModel]] = {
     CustomerOrders.name: CustomerOrders,
     AfterSalesQueue.name: AfterSalesQueue,
     CatalogBrowse.name: CatalogBrowse,
+    AuditIndex.name: AuditIndex,
 }
 
 
