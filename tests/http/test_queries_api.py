@@ -173,3 +173,13 @@ def test_bad_query_parameters_are_client_errors(api: Api) -> None:
 def test_no_query_answers_5xx(api: Api, path: str, params: dict[str, str]) -> None:
     response = api.client.get(path, params=params, headers=api.staff())
     assert response.status_code < 500, response.text
+
+
+def test_a_misspelt_query_parameter_is_refused_not_ignored(api: Api) -> None:
+    r = api.client.get("/customers/me/orders?stauts=paid", headers=api.customer())
+    assert r.status_code == 400
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["details"]["errors"][0]["key"] == "stauts"
+    ok = api.client.get("/customers/me/orders?status=paid&from=2026-11-01T00:00:00Z",
+                        headers=api.customer())
+    assert ok.status_code == 200, ok.text

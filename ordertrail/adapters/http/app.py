@@ -20,6 +20,7 @@ from ordertrail.adapters.http.config import ApiSettings
 from ordertrail.adapters.http.idempotency import IdempotencyMiddleware
 from ordertrail.adapters.http.routes import (
     aftersales,
+    audit,
     browse,
     carts,
     catalog,
@@ -32,6 +33,7 @@ from ordertrail.adapters.http.routes import (
     system,
 )
 from ordertrail.adapters.http.runtime import Runtime, new_auth
+from ordertrail.adapters.http.strict_query import refuse_unknown_query_parameters
 from ordertrail.application.context import Clock, system_clock
 
 ROUTE_MODULES = (
@@ -46,6 +48,7 @@ ROUTE_MODULES = (
     aftersales,
     knowledge,
     queries,
+    audit,
 )
 THROTTLED = {("POST", "/orders")}
 
@@ -109,6 +112,7 @@ def create_app(settings: ApiSettings | None = None, *, clock: Clock = system_clo
         # fails when it returns a Response.
         route_handlers=[Router(path="/", route_handlers=route_handlers)],
         lifespan=[lifespan],
+        before_request=refuse_unknown_query_parameters,
         on_app_init=[
             auth.on_app_init,
             _append(rate_limit.middleware),
