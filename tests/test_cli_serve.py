@@ -80,6 +80,15 @@ def test_serve_demo_answers_over_http_with_the_demo_history(tmp_path: Path) -> N
         statuses = {item["status"] for item in mine["items"]}
         assert {"ready_to_ship", "cancelled", "awaiting_payment"} <= statuses, mine
 
+        status, found = _get(f"{base}/articles/search?q=tin", tokens["staff"])
+        assert status == 200
+        for _ in range(50):
+            if found["hits"]:
+                break
+            time.sleep(0.2)
+            status, found = _get(f"{base}/articles/search?q=tin", tokens["staff"])
+        assert [hit["title"] for hit in found["hits"]] == ["Dented or cracked tea tins"]
+
         status, schema = _get(f"{base}/schema/openapi.json")
         assert status == 200
         assert schema["openapi"].startswith("3.1")

@@ -17,8 +17,30 @@ from pathlib import Path
 from ordertrail.adapters.bootstrap import open_ordertrail
 from ordertrail.adapters.demo import SimulatedClock, run_scenario
 from ordertrail.adapters.settings import Settings
+from ordertrail.application.context import CommandContext
+from ordertrail.application.knowledge import DraftArticle, PublishArticle
+from ordertrail.domain import Actor
+from ordertrail.domain.aftersales import CaseReason
 
 DEMO_MARKER = ".ordertrail-demo"
+DEMO_ARTICLES = (
+    DraftArticle(
+        "Dented or cracked tea tins",
+        "Ask for a photo of the tin and its lid. If the tea is sealed and dry, offer a "
+        "replacement tin; otherwise approve the return and refund on inspection.",
+        ("packaging", "damage"),
+        "tea",
+        (CaseReason.QUALITY_PROBLEM, CaseReason.NOT_AS_DESCRIBED),
+    ),
+    DraftArticle(
+        "Wrong teaware sent",
+        "Check the SKU on the packing slip against the order. Approve an exchange and "
+        "send the right piece at once; the wrong one comes back with the courier.",
+        ("teaware", "picking"),
+        "teaware",
+        (CaseReason.WRONG_ITEM,),
+    ),
+)
 DEMO_TOKENS = (("customer", "li-lei"), ("staff", "mei"), ("auditor", "audit-1"))
 
 
@@ -55,7 +77,16 @@ def prepare_demo_store(data_dir: Path, settings: Settings) -> Settings:
     clock.advance(-(demo.config.payment_window + timedelta(minutes=5)))
     with open_ordertrail(demo, clock=clock) as ot:
         run_scenario(ot, clock, lambda line: print(f"  demo: {line}"))
+        for article in DEMO_ARTICLES:
+            drafted = ot.knowledge.draft_article(article, _staff()).value
+            ot.knowledge.publish_article(PublishArticle(drafted.article_id), _staff())
+        print(f"  demo: {len(DEMO_ARTICLES)} knowledge-base articles published.")
     return demo
+
+
+def _staff() -> CommandContext:
+    """A new command (its own id) by a member of staff."""
+    return CommandContext(actor=Actor.of("staff", "mei"))
 
 
 def run_serve(args: argparse.Namespace) -> int:
