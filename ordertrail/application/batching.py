@@ -28,6 +28,8 @@ runs in the caller's thread, before the command joins a batch.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -133,16 +135,25 @@ class PlacementBatcher:
         self._queue: deque[_Job] = deque()
         self._wakeup = threading.Condition()
         self._items: dict[UUID, InventoryItem] = {}
+        #: The inventory log has been read up to here into the items in memory.
+        self._seen: int | None = None
         self._placed: dict[UUID, Order] = {}  # recorded, until ``place`` takes them
         self._closed = False
         #: Called between the two transactions of a batch; tests make it raise.
         self.crashpoint: Callable[[str], None] = lambda _: None
+        # Batches whose reservations are saved, waiting for their orders to be recorded:
+        # the writer decides the next batch while the recorder commits the last one.
+        self._recording: queue.Queue[tuple[list[_Job], int | None] | None] = queue.Queue(2)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._recorder = threading.Thread(
+            target=self._run_recorder, name=f"{name}-recorder", daemon=True
+        )
         if start:
-            self._thread.start()
+            self.start()
 
     def start(self) -> None:
         """Start the writer (of a batcher made with ``start=False``)."""
+        self._recorder.start()
         self._thread.start()
 
     # --- callers -------------------------------------------------------------------------
@@ -203,6 +214,9 @@ class PlacementBatcher:
             self._wakeup.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if self._recorder.is_alive():
+            self._recording.put(None)
+            self._recorder.join(timeout)
 
     # --- the writer ----------------------------------------------------------------------
 
@@ -226,6 +240,19 @@ class PlacementBatcher:
                 if not isinstance(error, Exception):
                     # Simulated (or real) crash: stop like a dead process would.
                     self._fail_queued(error)
+                    self._recording.put(None)
+                    return
+
+    def _run_recorder(self) -> None:
+        while (work := self._recording.get()) is not None:
+            jobs, inventory_position = work
+            try:
+                self._record(jobs, inventory_position)
+            except BaseException as error:
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(error)
+                if not isinstance(error, Exception):
                     return
 
     def _take(self) -> list[_Job]:
@@ -258,7 +285,7 @@ class PlacementBatcher:
         if not reserved:
             return
         self.crashpoint("reserved")
-        self._record([job for job in batch if job.order is not None], inventory_position)
+        self._recording.put(([job for job in batch if job.order is not None], inventory_position))
 
     # --- step 1: decide every order on in-memory stock and save the reservations ---------
 
@@ -356,13 +383,15 @@ class PlacementBatcher:
     def _items_for(self, batch: Sequence[_Job]) -> dict[Key, InventoryItem]:
         """The stock records the batch needs, as they are in the store now."""
         inventory = self.ordering.inventory
+        try:
+            self._catch_up()
+        except Exception as error:
+            raise StoreUnavailable(f"Inventory store unavailable: {error}") from error
         keys = sorted({key for job in batch for key in job.stock_keys()})
         items: dict[Key, InventoryItem] = {}
         for sku, warehouse in keys:
             item_id = ids.inventory_item_id(sku, warehouse)
             item = self._items.get(item_id)
-            if item is not None:
-                item = self._fast_forward(item)
             if item is None:
                 item = inventory.item(sku, warehouse)
                 if item is None:
@@ -374,16 +403,36 @@ class PlacementBatcher:
             self._items = {k: v for k, v in self._items.items() if k in wanted}
         return items
 
-    def _fast_forward(self, item: InventoryItem) -> InventoryItem | None:
-        """Apply the events stored after ``item``'s version (one query)."""
-        try:
-            newer = list(self.ordering.inventory.events.get(item.id, gt=item.version))
-        except Exception as error:
-            raise StoreUnavailable(f"Inventory store unavailable: {error}") from error
-        if not newer:
-            return item
-        updated = project_aggregate(item, newer)
-        return updated if isinstance(updated, InventoryItem) else None
+    def _catch_up(self, page: int = 1000) -> None:
+        """Bring the stock records in memory up to date with one read of the inventory
+        log since the last batch: whatever anyone else wrote (a cancellation, a restock,
+        another process's batch) is applied to them. Notification ids are in commit order
+        (the store locks the table for each insert), so nothing committed is skipped."""
+        inventory = self.ordering.inventory
+        if self._seen is None or not self._items:
+            self._items.clear()
+            self._seen = inventory.recorder.max_notification_id() or 0
+            return  # what is loaded from now on is at least this new
+        while True:
+            notes = inventory.recorder.select_notifications(
+                start=self._seen, limit=page, inclusive_of_start=False
+            )
+            for note in notes:
+                self._seen = max(self._seen, note.id)
+                originator = note.originator_id
+                item = self._items.get(
+                    originator if isinstance(originator, UUID) else UUID(originator)
+                )
+                if item is None or note.originator_version <= item.version:
+                    continue  # not in memory, or already applied (the writer's own)
+                if note.originator_version != item.version + 1:
+                    self._items.pop(item.id)  # missed one: load it afresh when needed
+                    continue
+                updated = project_aggregate(item, [inventory.mapper.to_domain_event(note)])
+                if isinstance(updated, InventoryItem):
+                    self._items[item.id] = updated
+            if len(notes) < page:
+                return
 
     # --- step 2: record the orders and their receipts ------------------------------------
 
@@ -463,10 +512,9 @@ class PlacementBatcher:
 
     def _compensate(self, jobs: list[_Job], error: BaseException) -> None:
         """The orders were not recorded: release what they reserved, fail every job."""
-        try:
+        # If the store is down, the placement reaper releases it later.
+        with contextlib.suppress(Exception):
             self._release([job for job in jobs if self.ordering.orders.find(job.order_id) is None])
-        except Exception:  # the store is down: the placement reaper releases it later
-            self._items.clear()
         for job in jobs:
             job.future.set_exception(error)
 
@@ -479,8 +527,8 @@ class PlacementBatcher:
             self.ordering.inventory.release_for_order(
                 job.order_id, item_ids, ReleaseReason.PLACEMENT_FAILED, job.ctx.meta
             )
-            for item_id in item_ids:  # changed behind the writer's back: reload
-                self._items.pop(item_id, None)
+            # The writer's copies of these records are now behind: its next batch reads
+            # the release from the log (or its save conflicts and decides again).
 
     def _fail_all(self, batch: Iterable[_Job], error: BaseException) -> tuple[bool, None]:
         for job in batch:
