@@ -166,6 +166,8 @@ def aggregate_as_of(
     """An aggregate at ``version``, or as it was at ``as_of``, or (neither) as it is now."""
     if version is not None and as_of is not None:
         raise InvalidAuditQuery("ask for a version or a moment, not both")
+    if version is not None and version < 1:
+        raise InvalidAuditQuery("a version is 1 or more", version=version)
     app = application_named(ot, application)
     if as_of is not None:
         view = AuditIndexView(store, sources_of(ot), tail=False)
