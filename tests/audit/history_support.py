@@ -5,10 +5,16 @@ passing between the steps so that "as of" has something to choose between."""
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
+import psycopg
+from psycopg import sql
+
+from ordertrail.adapters.settings import Settings
 from ordertrail.application.aftersales import (
     ApproveCase,
     InspectReturn,
@@ -157,3 +163,28 @@ def model_rows(store: ReadStore, model: ReadModel) -> dict[str, list[tuple[objec
             for table in model.tables()
             if table not in ("browse_search", "kb_search") or tx.dialect == "sqlite"
         }
+
+
+def overwrite_stored_event(
+    settings: Settings, application: str, originator_id: UUID, version: int, state: bytes
+) -> None:
+    """Overwrite one stored event's body behind the library's back (as an intruder, or a
+    bad migration, would)."""
+    name = application.lower()
+    if settings.backend == "postgres":
+        target = settings.postgres()
+        with psycopg.connect(target.conninfo(), autocommit=True) as conn:
+            changed = conn.execute(
+                sql.SQL(
+                    "UPDATE {} SET state = %s WHERE originator_id = %s AND originator_version = %s"
+                ).format(sql.Identifier(target.schema, f"{name}_events")),
+                (state, originator_id, version),
+            ).rowcount
+    else:
+        with closing(sqlite3.connect(settings.sqlite_dir() / f"{name}.db")) as lite, lite:
+            changed = lite.execute(
+                "UPDATE stored_events SET state = ? WHERE originator_id = ?"
+                " AND originator_version = ?",
+                (state, originator_id.hex, version),
+            ).rowcount
+    assert changed == 1, f"no {application} event {originator_id} v{version}"
