@@ -119,6 +119,9 @@ def test_bad_query_parameters_are_client_errors(api: Api) -> None:
         "/customers/me/orders?from=yesterday",
         "/dashboard?granularity=week",
         "/dashboard?start=2026-11-10T00:00:00Z&end=2026-11-01T00:00:00Z",
+        "/dashboard?end=0001-01-01T00%3A00%3A00.0-01%3A01",  # found by schemathesis: was 500
+        "/dashboard?end=0.0",  # a number is not a date-time (was read as a Unix time)
+        "/customers/me/orders?to=99999",
         "/aftersales/queue?status=lost",
     ):
         response = api.client.get(

@@ -14,6 +14,7 @@ from uuid import UUID
 from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import ClientException
+from litestar.openapi.spec.enums import OpenAPIFormat
 from litestar.params import FromPath, QueryParameter
 
 from ordertrail.adapters.http.auth import customers_and_staff, principal_of, staff_only
@@ -58,8 +59,8 @@ def _orders_page(
     customer_id: str,
     *,
     status: list[str] | None,
-    placed_from: datetime | None,
-    placed_to: datetime | None,
+    placed_from: str | None,
+    placed_to: str | None,
     limit: int,
     cursor: str | None,
 ) -> Response[Page]:
@@ -69,8 +70,8 @@ def _orders_page(
         page = CustomerOrdersQueries(runtime.read.store).list(
             customer_id,
             status=status or None,
-            placed_from=_aware(placed_from),
-            placed_to=_aware(placed_to),
+            placed_from=_moment(placed_from, "from"),
+            placed_to=_moment(placed_to, "to"),
             limit=limit,
             cursor=cursor,
         )
@@ -91,8 +92,8 @@ def my_orders(
     request: Request[Any, Any, Any],
     *,
     status: Annotated[list[str] | None, QueryParameter(name="status")] = None,
-    placed_from: Annotated[datetime | None, QueryParameter(name="from")] = None,
-    placed_to: Annotated[datetime | None, QueryParameter(name="to")] = None,
+    placed_from: Annotated[str | None, moment_parameter("from")] = None,
+    placed_to: Annotated[str | None, moment_parameter("to")] = None,
     limit: Limit = 20,
     cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
 ) -> Response[Page]:
@@ -122,8 +123,8 @@ def customer_orders(
     *,
     customer_id: FromPath[str],
     status: Annotated[list[str] | None, QueryParameter(name="status")] = None,
-    placed_from: Annotated[datetime | None, QueryParameter(name="from")] = None,
-    placed_to: Annotated[datetime | None, QueryParameter(name="to")] = None,
+    placed_from: Annotated[str | None, moment_parameter("from")] = None,
+    placed_to: Annotated[str | None, moment_parameter("to")] = None,
     limit: Limit = 20,
     cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
 ) -> Response[Page]:
@@ -151,16 +152,16 @@ def dashboard(
     request: Request[Any, Any, Any],
     *,
     granularity: Annotated[Literal["hour", "day"], QueryParameter()] = "day",
-    start: Annotated[datetime | None, QueryParameter()] = None,
-    end: Annotated[datetime | None, QueryParameter()] = None,
+    start: Annotated[str | None, moment_parameter("start")] = None,
+    end: Annotated[str | None, moment_parameter("end")] = None,
     sla_hours: Annotated[int, QueryParameter(ge=1, le=24 * 30)] = 24,
     low_stock: Annotated[int, QueryParameter(ge=0, le=1_000_000)] = 5,
     top: Annotated[int, QueryParameter(ge=1, le=50)] = 5,
 ) -> Response[DashboardView]:
     runtime = runtime_of(state)
     now = runtime.ot.clock()
-    end_at = _aware(end) or now
-    start_at = _aware(start) or end_at - (
+    end_at = _moment(end, "end") or now
+    start_at = _moment(start, "start") or end_at - (
         timedelta(days=7) if granularity == "day" else timedelta(hours=24)
     )
     headers = wait_for_read_model(request, runtime, "merchant_dashboard")
@@ -248,10 +249,34 @@ def aftersales_queue(
     return Response(cases, headers=headers)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
+#: Moments a query may name: wide enough for any real history, narrow enough that
+#: arithmetic on them (a default window before ``end``) cannot overflow.
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def moment_parameter(name: str) -> Any:
+    return QueryParameter(
+        name=name,
+        format=OpenAPIFormat.DATE_TIME,
+        max_length=40,
+        description="RFC 3339 date-time (UTC when it has no offset)",
+    )
+
+
+def _moment(text: str | None, name: str) -> datetime | None:
+    """An RFC 3339 query parameter as an aware UTC datetime, or a 400 that says why
+    (parsed here: the framework would also take a bare number as a Unix time)."""
+    if text is None:
         return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    try:
+        value = datetime.fromisoformat(text)
+        value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ClientException(f"{name} must be an RFC 3339 date-time, not {text!r}") from None
+    if not EARLIEST <= value < LATEST:
+        raise ClientException(f"{name} must lie between 1970 and 9000")
+    return value
 
 
 ROUTES = [
