@@ -426,6 +426,28 @@ def run_inprocess(kind: str, url: str, concurrency: int, duration: float, procs:
 # --- correctness ------------------------------------------------------------------------
 
 
+def wait_until_quiet(url: str, schema: str, quiet: float = 1.0, limit: float = 30.0) -> None:
+    """Wait until nothing is being written (requests the load generator gave up on may
+    still be finishing on the server)."""
+    deadline = time.monotonic() + limit
+    last: tuple[int, int] | None = None
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(url.split("?")[0], connect_timeout=3) as conn:
+                heads = tuple(
+                    conn.execute(f"SELECT coalesce(max(notification_id), 0) FROM {schema}.{t}")
+                    .fetchone()[0]  # type: ignore[index]
+                    for t in ("orders_events", "inventory_events")
+                )
+        except psycopg.Error:
+            time.sleep(0.5)
+            continue
+        if heads == last:
+            return
+        last = heads  # type: ignore[assignment]
+        time.sleep(quiet)
+
+
 def check_store(url: str, acked: list[str], *, reap: bool = False) -> dict[str, int]:
     """Units oversold, acknowledged orders missing, duplicates, orphaned reservations.
 
@@ -441,6 +463,7 @@ def check_store(url: str, acked: list[str], *, reap: bool = False) -> dict[str, 
     schema = re.search(r"schema=(\w+)", url)
     assert schema is not None
     name = schema.group(1)
+    wait_until_quiet(url, name)
     if reap:
         config = Config(placement_grace=timedelta(seconds=0), payment_window=timedelta(hours=2))
         with open_ordertrail(Settings(database_url=url, config=config),
@@ -499,7 +522,6 @@ app = Litestar([hello])
 
 FLASH_LUA = r'''
 local counter = 0
-local tid = 0
 local out = nil
 local next_id = 0
 local tokens = {%(tokens)s}
@@ -512,6 +534,7 @@ function setup(thread)
   next_id = next_id + 1
 end
 function init(args)
+  tid = tid or 0
   out = io.open(dir .. "/acked-" .. tid .. ".txt", "w")
   out:setvbuf("line")
   math.randomseed(tid * 7919 + os.time())
@@ -551,7 +574,6 @@ wrk.headers["Content-Type"] = "application/json"
 READ_LUA = r'''
 local pairs_ = {%(pairs)s}
 local counter = 0
-local tid = 0
 local next_id = 0
 function setup(thread)
   thread:set("tid", next_id)
@@ -623,7 +645,7 @@ def wrk(port: int, script: str, concurrency: int, duration: float, path: str = "
     try:
         out = subprocess.run(
             ["wrk", "-t", str(min(threads, concurrency)), "-c", str(concurrency), "-d",
-             f"{duration}s", "--latency", "--timeout", "10s", "-s", handle.name,
+             f"{max(int(duration), 1)}s", "--latency", "--timeout", "10s", "-s", handle.name,
              f"http://127.0.0.1:{port}{path}"],
             capture_output=True, text=True, check=True, timeout=duration + 60).stdout
     finally:
@@ -927,8 +949,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
                 sampler.join()
                 lags = sampler.lags()
                 profile = None
-                if args.profile and shutil.which("py-spy") or Path(PY).with_name("py-spy").exists():
-                    profile = Path(args.profile or "/tmp")
+                if args.profile and Path(PY).with_name("py-spy").exists():
+                    profile = Path(args.profile)
                 r = Result("HTTP flash sale: POST /orders (group commit)", "system",
                            got["requests"], got["seconds"], got["p50"], got["p99"], c,
                            statuses.get("409", 0) + statuses.get("422", 0),
@@ -950,10 +972,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
                     print("sweep", point, flush=True)
                 if profile is not None:
                     profile.mkdir(parents=True, exist_ok=True)
-                    pid = api.workers()[0]
                     prof = subprocess.Popen([str(Path(PY).with_name("py-spy")), "record", "-p",
-                                             str(pid), "-d", str(int(d)), "-f", "raw", "-o",
-                                             str(profile / "api_worker.txt"), "--nonblocking"])
+                                             str(api.proc.pid), "--subprocesses", "-d",
+                                             str(int(d)), "-r", "200", "-f", "raw", "-o",
+                                             str(profile / "api_worker.txt")])
                     flash_http(api, c, d, args.tail, args.hot_share, toks)
                     prof.wait(60)
                 if args.soak > 0:

@@ -82,6 +82,9 @@ class _Job:
     groups: tuple[DeliveryGroup, ...]
     candidates: dict[str, list[str]]
     future: Future[Accepted[OrderSnapshot]] = field(default_factory=Future)
+    #: Stock records the writer did not hold when the job was prepared, read by the
+    #: caller (so that the writer does not read a long tail one record at a time).
+    prefetched: dict[Key, InventoryItem] = field(default_factory=dict)
     # Decided in the writer:
     chosen: dict[int, str] = field(default_factory=dict)
     order: Order | None = None
@@ -200,6 +203,11 @@ class PlacementBatcher:
         )
         candidates = candidate_warehouses(command.lines, groups, ordering.inventory.warehouses)
         job = _Job(command, ctx, order_id, digest, products, groups, candidates)
+        for sku, warehouse in job.stock_keys():
+            if ids.inventory_item_id(sku, warehouse) not in self._items:
+                item = ordering.inventory.item(sku, warehouse)
+                if item is not None:
+                    job.prefetched[(sku, warehouse)] = item
         with self._wakeup:
             if self._closed:
                 raise BatcherClosed("the placement batcher is closed")
@@ -316,6 +324,8 @@ class PlacementBatcher:
                 self.stats.inventory_conflicts += 1
                 for item in changed:
                     self._items.pop(item.id, None)
+                for job in batch:
+                    job.prefetched.clear()
                 backoff(attempt)
                 continue
             except Exception as error:
@@ -388,12 +398,15 @@ class PlacementBatcher:
         except Exception as error:
             raise StoreUnavailable(f"Inventory store unavailable: {error}") from error
         keys = sorted({key for job in batch for key in job.stock_keys()})
+        prefetched = {key: item for job in batch for key, item in job.prefetched.items()}
         items: dict[Key, InventoryItem] = {}
         for sku, warehouse in keys:
             item_id = ids.inventory_item_id(sku, warehouse)
             item = self._items.get(item_id)
             if item is None:
-                item = inventory.item(sku, warehouse)
+                # Read by the caller moments ago; if it has changed since, the save
+                # fails on its version and the batch is decided again on a fresh read.
+                item = prefetched.pop((sku, warehouse), None) or inventory.item(sku, warehouse)
                 if item is None:
                     continue
             self._items[item_id] = item
