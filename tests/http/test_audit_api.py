@@ -164,6 +164,9 @@ def test_unknown_ids_are_404(
     [
         ("GET", "/audit/orders/{order}", {"as_of": "yesterday"}),
         ("GET", "/audit/orders/{order}", {"as_of": "2026-11-12T00:00:00"}),  # no offset
+        ("GET", "/audit/orders/{order}", {"as_of": "1700000000"}),  # not a Unix time
+        ("GET", "/audit/orders/{order}", {"as_of": "0001-01-01T00:00:00-01:01"}),
+        ("GET", "/audit/aggregates/orders/{order}", {"as_of": "9999-12-31T23:59:59-14:00"}),
         ("GET", "/audit/orders/not-a-uuid/history", {}),
         ("GET", "/audit/aggregates/orders/{order}", {"version": 0}),
         ("GET", "/audit/aggregates/orders/{order}", {"version": "two"}),

@@ -3,7 +3,7 @@ a version or a moment, and replay verification of the read models. Auditor role 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -13,6 +13,7 @@ from litestar.datastructures import State
 from litestar.exceptions import ClientException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
+from litestar.openapi.spec.enums import OpenAPIFormat
 from litestar.params import FromPath, QueryParameter
 
 from ordertrail.adapters.audit.history import OrderHistory, order_history
@@ -147,15 +148,36 @@ def _ok(container: Any, example: dict[str, Any], summary: str) -> dict[int, Resp
     }
 
 
-def _moment(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+#: Moments an auditor may name: before any history, and far enough from the end of the
+#: calendar that no arithmetic on them overflows.
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _moment(text: str | None) -> datetime | None:
+    """``as_of`` as an aware datetime: RFC 3339 with its offset, or a 400 saying why
+    (parsed here: the framework would take a bare number as a Unix time)."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ClientException(f"as_of must be an RFC 3339 date-time, not {text!r}") from None
+    if value.tzinfo is None:
         raise ClientException("as_of must be an RFC 3339 date-time with an offset (Z or +08:00)")
+    try:
+        in_range = EARLIEST <= value.astimezone(UTC) < LATEST
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise ClientException(f"as_of must be between {EARLIEST.year} and {LATEST.year}")
     return value
 
 
 AsOf = Annotated[
-    datetime | None,
+    str | None,
     QueryParameter(
+        format=OpenAPIFormat.DATE_TIME,
+        max_length=40,
         description="an RFC 3339 date-time with an offset",
         examples=[Example(summary="a moment", value="2026-11-11T01:00:00Z")],
     ),
