@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
@@ -205,7 +206,7 @@ class PlacementBatcher:
         job = _Job(command, ctx, order_id, digest, products, groups, candidates)
         for sku, warehouse in job.stock_keys():
             if ids.inventory_item_id(sku, warehouse) not in self._items:
-                item = ordering.inventory.item(sku, warehouse)
+                item = self._load(sku, warehouse)
                 if item is not None:
                     job.prefetched[(sku, warehouse)] = item
         with self._wakeup:
@@ -392,7 +393,6 @@ class PlacementBatcher:
 
     def _items_for(self, batch: Sequence[_Job]) -> dict[Key, InventoryItem]:
         """The stock records the batch needs, as they are in the store now."""
-        inventory = self.ordering.inventory
         try:
             self._catch_up()
         except Exception as error:
@@ -406,7 +406,7 @@ class PlacementBatcher:
             if item is None:
                 # Read by the caller moments ago; if it has changed since, the save
                 # fails on its version and the batch is decided again on a fresh read.
-                item = prefetched.pop((sku, warehouse), None) or inventory.item(sku, warehouse)
+                item = prefetched.pop((sku, warehouse), None) or self._load(sku, warehouse)
                 if item is None:
                     continue
             self._items[item_id] = item
@@ -415,6 +415,17 @@ class PlacementBatcher:
             wanted = {item.id for item in items.values()}
             self._items = {k: v for k, v in self._items.items() if k in wanted}
         return items
+
+    def _load(self, sku: str, warehouse: str, attempts: int = 10) -> InventoryItem | None:
+        """Read a stock record. The library's aggregate cache copies a cached record
+        while another thread may be bringing it up to date, which fails with "dictionary
+        changed size during iteration": read again."""
+        for _ in range(attempts - 1):
+            try:
+                return self.ordering.inventory.item(sku, warehouse)
+            except RuntimeError:
+                time.sleep(0.001)
+        return self.ordering.inventory.item(sku, warehouse)
 
     def _catch_up(self, page: int = 1000) -> None:
         """Bring the stock records in memory up to date with one read of the inventory

@@ -3,8 +3,11 @@ and the response cache for idempotency keys. Built and started by the app's life
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -50,6 +53,13 @@ class Runtime:
         batch = placement_batch_size()
         if batch > 0:
             runtime.placer = PlacementBatcher(ot.ordering, max_batch=batch)
+        with contextlib.suppress(RuntimeError):  # not in an event loop (tests, tools)
+            # asyncio.to_thread (the idempotency store, blocking I/O) runs on the loop's
+            # default executor: min(32, cores + 4) threads, 6 on a 2-core machine, too
+            # few for requests that each wait a commit.
+            asyncio.get_running_loop().set_default_executor(
+                ThreadPoolExecutor(io_threads(), thread_name_prefix="ordertrail-io")
+            )
         if settings.seed_demo:
             added = seed_catalog(ot)
             log.info("demo catalog: %s products added", added)
@@ -92,3 +102,12 @@ def placement_batch_size() -> int:
         return DEFAULT_MAX_BATCH if raw == "" else max(int(raw), 0)
     except ValueError:
         return DEFAULT_MAX_BATCH
+
+
+def io_threads() -> int:
+    """``ORDERTRAIL_IO_THREADS``: threads for blocking I/O from async code (default 64)."""
+    raw = os.environ.get("ORDERTRAIL_IO_THREADS", "")
+    try:
+        return 64 if raw == "" else max(int(raw), 1)
+    except ValueError:
+        return 64
