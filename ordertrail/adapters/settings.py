@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from psycopg.conninfo import make_conninfo
 
+from ordertrail.adapters.audit import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from ordertrail.application.system import APPLICATION_NAMES, Config
 from ordertrail.application.warehouses import Warehouse
 
@@ -119,7 +120,11 @@ class Settings:
         )
 
     def eventsourcing_env(self, *, create_tables: bool = True) -> dict[str, str]:
-        """The environment the eventsourcing applications are built from."""
+        """The environment the eventsourcing applications are built from.
+
+        On SQLite and PostgreSQL every application's events are chained by hash, in the
+        transaction that stores them (``ordertrail.adapters.audit``; ``docs/audit.md``).
+        """
         env = {"CREATE_TABLE": "y" if create_tables else "n"}
         backend = self.backend
         if backend == "memory":
@@ -128,6 +133,7 @@ class Settings:
             directory = self.sqlite_dir()
             directory.mkdir(parents=True, exist_ok=True)
             env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
+            env["APPLICATION_RECORDER_TOPIC"] = SQLITE_RECORDER_TOPIC
             env["SQLITE_LOCK_TIMEOUT"] = "30"
             for name in APPLICATION_NAMES:
                 env[f"{name.upper()}_SQLITE_DBNAME"] = str(directory / f"{name.lower()}.db")
@@ -135,6 +141,7 @@ class Settings:
             target = self.postgres()
             env.update(
                 PERSISTENCE_MODULE="eventsourcing.postgres",
+                APPLICATION_RECORDER_TOPIC=POSTGRES_RECORDER_TOPIC,
                 POSTGRES_DBNAME=target.dbname,
                 POSTGRES_HOST=target.host,
                 POSTGRES_PORT=str(target.port),
