@@ -10,6 +10,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from ordertrail.adapters.audit.commands import add_audit_commands
 from ordertrail.adapters.bootstrap import open_ordertrail
 from ordertrail.adapters.demo import SimulatedClock, run_scenario
 from ordertrail.adapters.read_models import READ_MODELS, ReadSide, format_status, read_store
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--database-url", default="", help="the store (default: ORDERTRAIL_DATABASE_URL)"
     )
     projections.set_defaults(run=_projections)
+    add_audit_commands(commands)
     add_serve_command(commands)
     return parser
 
