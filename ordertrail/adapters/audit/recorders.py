@@ -90,14 +90,21 @@ class ChainedRecorder(Protocol):
         ...
 
 
-def _prev_hash(head: bytes | None) -> bytes:
+def _prev_hash(head: object) -> bytes:
     """What a new link follows: the newest chain row's hash (``GENESIS`` for none). A
     malformed stored hash (tampering) does not stop writes: the new link follows its
     digest, and the verifier reports the malformed row."""
     if head is None:
         return GENESIS
-    head = bytes(head)
-    return head if len(head) == HASH_SIZE else hashlib.sha256(head).digest()
+    raw = _as_bytes(head)
+    return raw if len(raw) == HASH_SIZE else hashlib.sha256(raw).digest()
+
+
+def _as_bytes(value: object) -> bytes:
+    """A stored hash as bytes, whatever an SQLite column was made to hold."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return str(value).encode("utf-8")
 
 
 def _coerced(row: tuple[Any, ...]) -> EventRow:
@@ -236,21 +243,28 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
 
     def select_stored(self, after: int, stop: int, limit: int) -> list[EventRow]:
         with self.datastore.transaction(commit=False) as c:
+            c.sqlite_cursor.row_factory = None  # plain tuples: faster than sqlite3.Row
             c.execute(self.select_stored_statement, (after, stop, limit))
             return [
-                (r[0], r[1], r[2], r[3], r[4])
+                r
                 if type(r[1]) is str
                 and type(r[2]) is int
                 and type(r[3]) is str
                 and type(r[4]) is bytes
-                else _coerced(tuple(r))
+                else _coerced(r)
                 for r in c.fetchall()
             ]
 
     def select_chain(self, after: int, stop: int, limit: int) -> list[ChainRow]:
         with self.datastore.transaction(commit=False) as c:
+            c.sqlite_cursor.row_factory = None
             c.execute(self.select_chain_statement, (after, stop, limit))
-            return [(int(r[0]), bytes(r[1]), bytes(r[2])) for r in c.fetchall()]
+            return [
+                r
+                if type(r[1]) is bytes and type(r[2]) is bytes
+                else (int(r[0]), _as_bytes(r[1]), _as_bytes(r[2]))
+                for r in c.fetchall()
+            ]
 
     def log_stop(self) -> int:
         with self.datastore.transaction(commit=False) as c:
