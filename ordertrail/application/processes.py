@@ -11,9 +11,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import TrackingRecorder
@@ -38,15 +39,19 @@ class PlacementReaper(Follower):
         ordering: Ordering,
         positions: TrackingRecorder,
         grace: timedelta = DEFAULT_PLACEMENT_GRACE,
+        other_holder: Callable[[UUID], bool] = lambda _: False,
     ) -> None:
         super().__init__(ordering.inventory, positions)
         self.ordering = ordering
         self.grace = grace
+        self.other_holder = other_holder
 
     def handle(self, event: DomainEventProtocol[Any]) -> bool:
         assert isinstance(event, InventoryItem.StockReserved)
         if event.timestamp > self.ordering.inventory.clock() - self.grace:
             return False  # the placement may still be running
+        if self.other_holder(event.order_id):
+            return True  # not a placement (an exchange's replacement hold): not ours to reap
         self.ordering.abandon_placement(
             event.order_id, [event.originator_id], follow_up_meta(event, self.name)
         )
@@ -101,10 +106,14 @@ class StockReleaser(Follower):
 
 
 def order_followers(
-    ordering: Ordering, positions: TrackingRecorder, grace: timedelta = DEFAULT_PLACEMENT_GRACE
+    ordering: Ordering,
+    positions: TrackingRecorder,
+    grace: timedelta = DEFAULT_PLACEMENT_GRACE,
+    other_holder: Callable[[UUID], bool] = lambda _: False,
 ) -> Sequence[Follower]:
+    """``other_holder(id)``: stock held under ``id`` is not an order placement's."""
     return (
-        PlacementReaper(ordering, positions, grace),
+        PlacementReaper(ordering, positions, grace, other_holder),
         OrderExpiry(ordering, positions),
         StockReleaser(ordering, positions),
     )

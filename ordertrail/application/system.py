@@ -105,7 +105,12 @@ class Ordertrail:
         )
         self.positions = positions = tracking_recorder(env)
         self.followers: tuple[Follower, ...] = (
-            *order_followers(self.ordering, positions, config.placement_grace),
+            *order_followers(
+                self.ordering,
+                positions,
+                config.placement_grace,
+                other_holder=lambda holder: self.aftersales.find(holder) is not None,
+            ),
             ParcelBooker(self.fulfilment, positions),
             ParcelTracker(self.fulfilment, self.ordering, positions),
             CodCapture(self.fulfilment, positions),

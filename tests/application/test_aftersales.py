@@ -179,6 +179,21 @@ def test_an_approved_exchange_gets_a_replacement_parcel_from_held_stock(
     assert ot.aftersales.case(case.case_id).replacement_shipment_id == replacement.id
 
 
+def test_a_replacement_hold_is_not_reaped_as_an_abandoned_placement(
+    ot: Ordertrail, clock: FakeClock
+) -> None:
+    order = delivered_order(ot, clock, quantity=2)
+    case = open_case(ot, order, 1, CaseKind.EXCHANGE, CaseReason.WRONG_ITEM)
+    ot.aftersales.approve(ApproveCase(case.case_id), staff())
+    ot.run_processes()
+    held = ot.inventory.stock_level("TEA-1").reserved
+    assert held == 1
+    clock.advance(ot.config.placement_grace + timedelta(minutes=5))  # parcel not picked up
+    ot.run_processes()
+    assert ot.inventory.stock_level("TEA-1").reserved == held
+    assert ot.orders.find(case.case_id) is None  # no AbandonedPlacement under the case id
+
+
 def test_staff_record_which_article_resolved_a_case(ot: Ordertrail, clock: FakeClock) -> None:
     order = delivered_order(ot, clock, quantity=1)
     case = open_case(ot, order, 1)
