@@ -9,19 +9,21 @@ from litestar import Request
 from litestar.exceptions import ValidationException
 from litestar.handlers import BaseRouteHandler
 
-_known: dict[int, frozenset[str]] = {}
+_CACHE = "_ordertrail_query_names"
 
 
 def query_names(handler: BaseRouteHandler) -> frozenset[str]:
-    """The query parameters a handler declares, by the names clients send."""
-    names = _known.get(id(handler))
+    """The query parameters a handler declares, by the names clients send (kept on the
+    handler itself: an id-keyed cache would outlive handlers and be reused by others)."""
+    names: frozenset[str] | None = getattr(handler, _CACHE, None)
     if names is None:
         found = set()
         for name, parameter in handler.parsed_fn_signature.parameters.items():
             definition = parameter.kwarg_definition
             alias = getattr(definition, "query", None) or getattr(definition, "name", None)
             found.add(alias or name)
-        names = _known[id(handler)] = frozenset(found)
+        names = frozenset(found)
+        setattr(handler, _CACHE, names)
     return names
 
 
