@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
 import sys
 import threading
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from ordertrail.adapters.audit.commands import add_audit_commands
 from ordertrail.adapters.bootstrap import open_ordertrail
-from ordertrail.adapters.demo import SimulatedClock, run_scenario
+from ordertrail.adapters.demo import SimulatedClock, fresh_demo_dir, run_scenario
 from ordertrail.adapters.read_models import READ_MODELS, ReadSide, format_status, read_store
 from ordertrail.adapters.serve import add_serve_command
 from ordertrail.adapters.settings import Settings
@@ -30,12 +29,8 @@ def _demo(args: argparse.Namespace) -> int:
     if args.database_url:
         settings = Settings(database_url=args.database_url, config=settings.config)
     else:
-        data_dir = Path(args.data_dir)
-        if data_dir.exists() and (data_dir / ".ordertrail-demo").exists():
-            shutil.rmtree(data_dir)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        (data_dir / ".ordertrail-demo").touch()
-        settings = Settings(database_url=f"sqlite://{data_dir.resolve()}", config=settings.config)
+        data_dir = fresh_demo_dir(Path(args.data_dir))
+        settings = Settings(database_url=f"sqlite://{data_dir}", config=settings.config)
     clock = SimulatedClock()
     with open_ordertrail(settings, clock=clock) as ot:
         print(f"ordertrail demo on {settings.backend} ({settings.database_url})")

@@ -7,9 +7,11 @@ and reports what happened.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 
 from ordertrail.application.catalog import RegisterProduct
@@ -42,6 +44,19 @@ CATALOG: tuple[tuple[str, str, str, int, dict[str, str], int], ...] = (
     ("KETTLE-GLASS", "Glass kettle, 1 l", "teaware", 15900, {"capacity": "1 l"}, 8),
     ("GIFT-BOX", "Gift box", "gifts", 2000, {}, 3),
 )
+
+
+DEMO_MARKER = ".ordertrail-demo"
+
+
+def fresh_demo_dir(data_dir: Path) -> Path:
+    """``data_dir`` emptied for a new demo store (only if a demo made it), as an absolute
+    path; a directory that was not made by a demo is used as it is."""
+    if data_dir.exists() and (data_dir / DEMO_MARKER).exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / DEMO_MARKER).touch()
+    return data_dir.resolve()
 
 
 class SimulatedClock:

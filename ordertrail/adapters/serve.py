@@ -9,20 +9,18 @@ role, so that the API can be tried with curl at once.
 from __future__ import annotations
 
 import argparse
-import shutil
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 from ordertrail.adapters.bootstrap import open_ordertrail
-from ordertrail.adapters.demo import SimulatedClock, run_scenario
+from ordertrail.adapters.demo import SimulatedClock, fresh_demo_dir, run_scenario
 from ordertrail.adapters.settings import Settings
 from ordertrail.application.context import CommandContext
 from ordertrail.application.knowledge import DraftArticle, PublishArticle
 from ordertrail.domain import Actor
 from ordertrail.domain.aftersales import CaseReason
 
-DEMO_MARKER = ".ordertrail-demo"
 DEMO_ARTICLES = (
     DraftArticle(
         "Dented or cracked tea tins",
@@ -66,11 +64,7 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 def prepare_demo_store(data_dir: Path, settings: Settings) -> Settings:
     """A fresh SQLite store in ``data_dir`` holding the demo scenario's history."""
-    if data_dir.exists() and (data_dir / DEMO_MARKER).exists():
-        shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / DEMO_MARKER).touch()
-    demo = replace(settings, database_url=f"sqlite://{data_dir.resolve()}")
+    demo = replace(settings, database_url=f"sqlite://{fresh_demo_dir(data_dir)}")
     clock = SimulatedClock()
     # The scenario lets the payment window pass once; start it far enough in the past
     # that its whole history lies before the service's first event.
