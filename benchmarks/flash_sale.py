@@ -623,30 +623,71 @@ class Served:
 
 
 def serve(app: str, workers: int, env: dict[str, str], factory: bool = False,
-          cwd: str | None = None) -> Served:
+          cwd: str | None = None, attempts: int = 5) -> Served:
+    """uvicorn with ``workers`` processes, once every worker has started and stayed up.
+
+    The API's workers each create the store's tables on start-up (the runtime does, and
+    its applications read no process environment), and two of them doing so at the same
+    moment can fail with PostgreSQL's "tuple concurrently updated"; uvicorn then stops.
+    Such a start is retried."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _serve_once(app, workers, env, factory, cwd)
+        except RuntimeError as error:
+            if attempt == attempts:
+                raise
+            print(f"# {error}; starting again ({attempt}/{attempts})", file=sys.stderr,
+                  flush=True)
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
+def _serve_once(app: str, workers: int, env: dict[str, str], factory: bool,
+                cwd: str | None) -> Served:
+    """Ready when every worker has logged "Application startup complete" (uvicorn's info
+    level, which logs only start-up and shut-down with ``--no-access-log``)."""
     from ordertrail.adapters.devdb import free_port
 
     port = free_port()
     args = [PY, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+            "--workers", str(workers), "--no-access-log", "--log-level", "info",
             "--backlog", "4096"]
     if factory:
         args.append("--factory")
-    proc = subprocess.Popen(args, env={**os.environ, **env}, cwd=cwd or str(ROOT))
+    proc = subprocess.Popen(args, env={**os.environ, **env}, cwd=cwd or str(ROOT),
+                            stderr=subprocess.PIPE, text=True)
     served = Served(proc, port)
-    deadline = time.time() + 120
-    import socket
+    started = threading.Semaphore(0)
+    failed = threading.Event()
 
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{app} did not start")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            if len(served.workers()) >= workers or workers == 1:
-                time.sleep(2.0 if factory else 0.5)  # lifespans start
-                return served
-        time.sleep(0.2)
-    served.stop()
-    raise RuntimeError(f"{app} did not start in time")
+    def follow() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "Application startup complete" in line:
+                started.release()
+            elif "startup failed" in line or "failed to start" in line:
+                failed.set()
+            if line.startswith("INFO:"):
+                continue
+            sys.stderr.write(line)
+
+    threading.Thread(target=follow, daemon=True).start()
+    deadline = time.monotonic() + 180
+    ready = 0
+    while ready < workers:
+        if failed.is_set() or proc.poll() is not None:
+            served.stop()
+            raise RuntimeError(f"{app}: a worker failed to start")
+        if time.monotonic() > deadline:
+            served.stop()
+            raise RuntimeError(f"{app} did not start in time")
+        if started.acquire(timeout=0.2):
+            ready += 1
+    time.sleep(0.5)
+    if failed.is_set() or proc.poll() is not None:
+        served.stop()
+        raise RuntimeError(f"{app}: a worker failed to start")
+    return served
 
 
 def wrk(port: int, script: str, concurrency: int, duration: float, path: str = "/",
@@ -687,7 +728,14 @@ def tokens(count: int) -> list[str]:
 
 
 def api_env(url: str) -> dict[str, str]:
+    from ordertrail.application.system import APPLICATION_NAMES
+
+    # The store was prepared by ``new_store``. Workers that all start at once and each
+    # create tables fail with "tuple concurrently updated"; the library reads an
+    # application-prefixed key before the plain ``CREATE_TABLE`` the runtime passes.
+    no_tables = {f"{name.upper()}_CREATE_TABLE": "n" for name in APPLICATION_NAMES}
     return {
+        **no_tables,
         "ORDERTRAIL_DATABASE_URL": url,
         "ORDERTRAIL_JWT_SECRET": JWT_SECRET,
         "ORDERTRAIL_ORDERS_PER_MINUTE": "100000000",
@@ -776,6 +824,34 @@ def projector(url: str) -> None:
     followers.stop()
     read.close()
     ot.close()
+
+
+def cpu_split(cluster: Cluster, api: Served) -> dict[str, float]:
+    """CPU seconds used so far by the API workers, PostgreSQL's processes (those alive
+    now: the pooled connections last the run) and this harness's children (wrk, py-spy),
+    and by the whole machine (every core, every session)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def of(pids: list[int]) -> float:
+        total = 0
+        for pid in pids:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+
+    postmaster = Path(cluster.data, "postmaster.pid").read_text().split()[0]
+    backends = subprocess.run(["pgrep", "-P", postmaster], capture_output=True, text=True,
+                              check=False).stdout.split()
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    busy = sum(int(x) for x in machine) - int(machine[3]) - int(machine[4])
+    return {"api_workers": of(api.workers()),
+            "postgres": of([int(postmaster)] + [int(b) for b in backends]),
+            "harness_children": children.ru_utime + children.ru_stime,
+            "machine_busy": busy / tick}
 
 
 def rss_mib(pids: list[int]) -> float:
@@ -868,6 +944,10 @@ def main(argv: list[str] | None = None) -> int:
 
     c, d = args.concurrency, args.duration
     results: list[Result] = []
+    profile_summary = ""
+    soak_memory: list[tuple[float, float]] = []
+    load = LoadSampler()
+    load.start()
     sweep: list[dict[str, Any]] = []
     cluster = start_cluster(DURABLE, max_connections=600)
     print(f"# {describe()}\n# PostgreSQL on port {cluster.port}: fsync, synchronous_commit, "
@@ -983,25 +1063,71 @@ def main(argv: list[str] | None = None) -> int:
                     print("sweep", point, flush=True)
                 if profile is not None:
                     profile.mkdir(parents=True, exist_ok=True)
+                    # py-spy counts samples, not seconds: on a loaded machine a 200 Hz
+                    # recording of 70 threads falls behind and outlives ``-d``. Sample at
+                    # 100 Hz without pausing the workers, and stop it (SIGINT: it writes
+                    # what it has) when the load ends.
+                    out_path = profile / "api_worker.txt"
                     prof = subprocess.Popen([str(Path(PY).with_name("py-spy")), "record", "-p",
-                                             str(api.proc.pid), "--subprocesses", "-d",
-                                             str(int(d)), "-r", "200", "-f", "raw", "-o",
-                                             str(profile / "api_worker.txt")])
-                    flash_http(api, c, d, args.tail, args.hot_share, toks)
+                                             str(api.proc.pid), "--subprocesses", "--idle",
+                                             "--nonblocking", "-d", str(int(d) + 60), "-r",
+                                             "100", "-f", "raw", "-o", str(out_path)],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(1.0)
+                    cpu0 = cpu_split(cluster, api)
+                    got, acked, statuses = flash_http(api, c, d, args.tail, args.hot_share,
+                                                      toks)
+                    cpu1 = cpu_split(cluster, api)
+                    prof.send_signal(signal.SIGINT)
                     try:
-                        prof.wait(d + 120)
+                        prof.wait(60)
                     except subprocess.TimeoutExpired:
                         prof.kill()
                         prof.wait()
-                if args.soak > 0:
-                    rss0 = rss_mib(api.workers())
-                    got, acked, statuses = flash_http(api, c, args.soak, args.tail, 0.0, toks)
-                    r = Result(f"HTTP soak {args.soak:.0f} s (tail only)", "system",
+                    r = Result("HTTP flash sale under py-spy (100 Hz)", "system",
                                got["requests"], got["seconds"], got["p50"], got["p99"], c,
-                               extra={"rss_start_mib": rss0,
-                                      "rss_end_mib": rss_mib(api.workers())})
+                               statuses.get("409", 0) + statuses.get("422", 0),
+                               sum(v for k, v in statuses.items() if k.startswith("5")),
+                               extra={"statuses": statuses, "cpu_seconds": {
+                                   k: round(cpu1[k] - cpu0.get(k, 0.0), 1) for k in cpu1},
+                                   "wall_seconds": got["seconds"]})
                     r.checks = check_store(url, acked)
                     results.append(r)
+                    print(r, flush=True)
+                    if out_path.exists():
+                        from benchmarks.profile_summary import summarise
+
+                        summary = summarise(out_path.read_text())
+                        (profile / "summary.txt").write_text(summary)
+                        profile_summary = summary
+                if args.soak > 0:
+                    rss0 = rss_mib(api.workers())
+                    memory: list[tuple[float, float]] = [(0.0, rss0)]
+                    sampling = threading.Event()
+
+                    def sample_memory() -> None:
+                        t0 = time.monotonic()
+                        while not sampling.wait(10.0):
+                            memory.append((time.monotonic() - t0, rss_mib(api.workers())))
+
+                    sampler_thread = threading.Thread(target=sample_memory, daemon=True)
+                    sampler_thread.start()
+                    got, acked, statuses = flash_http(api, c, args.soak, args.tail, 0.0, toks)
+                    sampling.set()
+                    sampler_thread.join()
+                    rss1 = rss_mib(api.workers())
+                    memory.append((got["seconds"], rss1))
+                    r = Result(f"HTTP soak {args.soak:.0f} s (tail only)", "system",
+                               got["requests"], got["seconds"], got["p50"], got["p99"], c,
+                               statuses.get("409", 0) + statuses.get("422", 0),
+                               sum(v for k, v in statuses.items() if k.startswith("5")),
+                               extra={"statuses": statuses, "rss_start_mib": rss0,
+                                      "rss_end_mib": rss1,
+                                      "rss_max_mib": max(m for _, m in memory),
+                                      "rss_samples": len(memory)})
+                    r.checks = check_store(url, acked)
+                    results.append(r)
+                    soak_memory = memory
                     print(r, flush=True)
             finally:
                 api.stop()
@@ -1061,14 +1187,21 @@ def main(argv: list[str] | None = None) -> int:
             print(results[-1], flush=True)
     finally:
         cluster.stop()
+        load.stopping.set()
 
     print_table(results, sweep)
+    print(f"\n# load average (1 min) during the run: {load.summary()}")
+    if profile_summary:
+        print("\n" + profile_summary)
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"machine": describe(), "results": [r.__dict__ | {"rate": r.rate} for r in results],
+            {"machine": describe(), "load_average": load.summary(), "soak_memory": soak_memory,
+             "results": [r.__dict__ | {"rate": r.rate} for r in results],
              "sweep": sweep}, indent=2, default=str))
     if args.plot and sweep:
         plot(sweep, results, args.plot)
+    if args.plot and soak_memory:
+        plot_memory(soak_memory, str(Path(args.plot).with_name(Path(args.plot).stem + "_soak_memory.png")))
     bad = [r for r in results if any(r.checks.get(k) for k in ("oversold", "missing",
                                                                 "duplicates", "orphans"))]
     bad += [p for p in sweep if any(p["checks"].get(k) for k in ("oversold", "missing",
@@ -1147,6 +1280,44 @@ def print_table(results: list[Result], sweep: list[dict[str, Any]]) -> None:
         for p in sweep:
             print(f"| {p['concurrency']} | {p['rate']:,.0f} | {p['p50']:.1f} | {p['p99']:.1f} |"
                   f" {p['statuses']} | {p['checks']} |")
+
+
+class LoadSampler(threading.Thread):
+    """The machine's 1-minute load average, every 5 s (the machine is shared)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[float] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            self.samples.append(os.getloadavg()[0])
+            if self.stopping.wait(5.0):
+                return
+
+    def summary(self) -> str:
+        if not self.samples:
+            return "-"
+        ordered = sorted(self.samples)
+        return (f"min {ordered[0]:.1f}, median {ordered[len(ordered) // 2]:.1f}, "
+                f"max {ordered[-1]:.1f} ({len(ordered)} samples, {os.cpu_count()} cores)")
+
+
+def plot_memory(memory: list[tuple[float, float]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot([t / 60 for t, _ in memory], [m for _, m in memory], ".-")
+    ax.set_xlabel("minutes into the soak")
+    ax.set_ylabel("API workers' RSS (MiB, together)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("API worker memory during the soak")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 def plot(sweep: list[dict[str, Any]], results: list[Result], path: str) -> None:
