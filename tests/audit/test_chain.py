@@ -256,8 +256,8 @@ def test_positions_out_of_order_are_reordered(log: Log, data: st.DataObject) -> 
     links[i], links[i + 1] = links[i + 1], links[i]
     broken = _first_break(links)
     assert broken is not None
-    assert broken.kind in ("reordered", "missing", "inserted")
-    assert broken.position in (links[i].position, links[i + 1].position)
+    # the first line out of place (an export's lines can be; a database read is ordered)
+    assert (broken.kind, broken.position) == ("reordered", links[i].position)
 
 
 @given(logs(), st.data())

@@ -4,7 +4,7 @@
 chain rows, in one statement. Every row at or below it was committed by then and stays
 where it is (writers commit in position order: on PostgreSQL they hold the table lock
 from before their notification ids are drawn until they commit; SQLite has one writer and
-draws ``max(rowid) + 1``), so the events (``select_notifications``) and the chain rows
+draws ``max(rowid) + 1``), so the events (``select_stored``) and the chain rows
 (``select_chain``) are then read in batches of increasing position up to that stop and
 merged by position: both sides describe the same rows even while writers go on. What is
 written after the stop is for the next run. Memory stays flat: one batch of each side,
@@ -79,8 +79,8 @@ def read_links(
     """Every position in ``(after, stop]`` that has an event, a chain row or both, in
     position order (see the module docstring for why this is consistent)."""
     last = recorder.log_stop() if stop is None else stop
-    events = _batched(recorder.select_stored, after, last, batch_size)
-    chain = _batched(recorder.select_chain, after, last, batch_size)
+    events = read_batches(recorder.select_stored, after, last, batch_size)
+    chain = read_batches(recorder.select_chain, after, last, batch_size)
     event = next(events, None)
     row = next(chain, None)
     while event is not None or row is not None:
@@ -100,9 +100,11 @@ def read_links(
 Row = TypeVar("Row", EventRow, ChainRow)
 
 
-def _batched(
+def read_batches(
     select: Callable[[int, int, int], list[Row]], after: int, stop: int, batch_size: int
 ) -> Iterator[Row]:
+    """The rows ``select(after, stop, limit)`` returns, batch after batch, keyed on the
+    position in their first column."""
     while after < stop:
         batch = select(after, stop, batch_size)
         if not batch:
