@@ -703,9 +703,11 @@ def wrk(port: int, script: str, concurrency: int, duration: float, path: str = "
     finally:
         os.unlink(handle.name)
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    secs = float(re.search(r"requests in ([\d.]+)(m?s)", out).group(1))  # type: ignore[union-attr]
-    unit = re.search(r"requests in [\d.]+(m?s)", out).group(1)  # type: ignore[union-attr]
-    secs = secs / 1000 if unit == "ms" else secs
+    # wrk prints the run's length as 8.01s, 10.00m (a soak) or 1.00h.
+    found = re.search(r"requests in ([\d.]+)(us|ms|s|m|h),", out)
+    assert found is not None, out
+    scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}[found.group(2)]
+    secs = float(found.group(1)) * scale
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {"requests": requests, "seconds": secs,
             "p50": _ms(out, "50%"), "p99": _ms(out, "99%"),
