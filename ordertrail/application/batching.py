@@ -65,6 +65,9 @@ from ordertrail.domain.orders import AbandonedPlacement, Order
 DEFAULT_MAX_BATCH = 256
 #: Stock records kept in memory between batches (beyond it, the least used are dropped).
 MAX_ITEMS_IN_MEMORY = 20_000
+#: Locks that keep two threads of one batcher from reading the same stock record at once
+#: (a record's key picks one of them).
+LOAD_STRIPES = 64
 
 Key = tuple[str, str]  # (sku, warehouse)
 
@@ -142,6 +145,7 @@ class PlacementBatcher:
         #: The inventory log has been read up to here into the items in memory.
         self._seen: int | None = None
         self._placed: dict[UUID, Order] = {}  # recorded, until ``place`` takes them
+        self._loading = [threading.Lock() for _ in range(LOAD_STRIPES)]
         self._closed = False
         #: Called between the two transactions of a batch; tests make it raise.
         self.crashpoint: Callable[[str], None] = lambda _: None
@@ -206,7 +210,17 @@ class PlacementBatcher:
         job = _Job(command, ctx, order_id, digest, products, groups, candidates)
         for sku, warehouse in job.stock_keys():
             if ids.inventory_item_id(sku, warehouse) not in self._items:
-                item = self._load(sku, warehouse)
+                # A record another caller is reading already (a hot SKU the writer has
+                # just dropped after a conflict: every caller would read it, each a
+                # round trip and a copy of its thousands of reservations) is left to
+                # that caller's job or to the writer: this command joins the queue now.
+                lock = self._load_lock(sku, warehouse)
+                if not lock.acquire(blocking=False):
+                    continue
+                try:
+                    item = self._read(sku, warehouse)
+                finally:
+                    lock.release()
                 if item is not None:
                     job.prefetched[(sku, warehouse)] = item
         with self._wakeup:
@@ -416,10 +430,20 @@ class PlacementBatcher:
             self._items = {k: v for k, v in self._items.items() if k in wanted}
         return items
 
-    def _load(self, sku: str, warehouse: str, attempts: int = 10) -> InventoryItem | None:
+    def _load_lock(self, sku: str, warehouse: str) -> threading.Lock:
+        return self._loading[hash((sku, warehouse)) % LOAD_STRIPES]
+
+    def _load(self, sku: str, warehouse: str) -> InventoryItem | None:
+        """Read a stock record for the writer (waiting for a caller reading it)."""
+        with self._load_lock(sku, warehouse):
+            return self._read(sku, warehouse)
+
+    def _read(self, sku: str, warehouse: str, attempts: int = 10) -> InventoryItem | None:
         """Read a stock record. The library's aggregate cache copies a cached record
-        while another thread may be bringing it up to date, which fails with "dictionary
-        changed size during iteration": read again."""
+        outside the lock under which another thread brings it up to date, which fails
+        with "dictionary changed size during iteration": the batcher's own threads read a
+        record one at a time (``_load_lock``); anyone else's read may still race: read
+        again."""
         for _ in range(attempts - 1):
             try:
                 return self.ordering.inventory.item(sku, warehouse)
