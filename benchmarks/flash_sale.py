@@ -1322,6 +1322,13 @@ def plot_memory(memory: list[tuple[float, float]], path: str) -> None:
     fig.savefig(path, dpi=100)
 
 
+def replot(json_path: str, path: str) -> None:
+    """Draw the sweep plot again from a run's ``--json`` file."""
+    data = json.loads(Path(json_path).read_text())
+    results = [Result(**{k: v for k, v in r.items() if k != "rate"}) for r in data["results"]]
+    plot(data["sweep"], results, path)
+
+
 def plot(sweep: list[dict[str, Any]], results: list[Result], path: str) -> None:
     import matplotlib
 
@@ -1334,9 +1341,13 @@ def plot(sweep: list[dict[str, Any]], results: list[Result], path: str) -> None:
     hello = next((r.rate for r in results if r.name.startswith("Litestar hello")), 0)
     if hello:
         ax.axhline(hello, ls="--", color="grey", label="hello-world POST")
+    raw = next((r.rate for r in results if r.name.startswith("raw psycopg")), 0)
+    if raw:
+        ax.axhline(raw, ls="-.", color="tab:green", label="raw psycopg insert (txn/s)")
     ax.set_xscale("log", base=2)
+    ax.set_yscale("log")  # the baselines are 10-100x above the API
     ax.set_xlabel("concurrent connections (wrk)")
-    ax.set_ylabel("requests/s")
+    ax.set_ylabel("requests/s (log scale)")
     ax2 = ax.twinx()
     ax2.plot(xs, [p["p99"] for p in sweep], "s:", color="tab:red", label="p99 latency (ms)")
     ax2.plot(xs, [p["p50"] for p in sweep], "^:", color="tab:orange", label="p50 latency (ms)")
