@@ -40,6 +40,7 @@ from ordertrail.adapters.audit.checkpoints import (
     write_checkpoint,
 )
 from ordertrail.adapters.audit.export import export_order, export_range
+from ordertrail.adapters.audit.history_commands import add_history_commands
 from ordertrail.adapters.audit.offline import verify_export_file
 from ordertrail.adapters.audit.verify import chained, verify_log
 from ordertrail.adapters.bootstrap import open_ordertrail
@@ -132,6 +133,8 @@ def add_audit_commands(
     )
     _store_options(seal)
     seal.set_defaults(run=_guarded(_seal))
+
+    add_history_commands(actions)  # history, as-of, aggregate, replay-verify
 
 
 def _store_options(parser: argparse.ArgumentParser, *, several: bool = True) -> None:

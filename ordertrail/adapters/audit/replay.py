@@ -466,6 +466,9 @@ def verify_model(
     batch_size: int = 500,
 ) -> ModelReport:
     """Replay one read model up to the live model's positions and compare the two."""
+    # A model that was never run has no tables yet: create them (empty, at position 0),
+    # as its worker would, so that it reads as "nothing built yet" and not as an error.
+    ProjectionWorker(type(model)(), live, dict(sources), batch_size).setup()
     _wait_caught_up(live, model, sources, wait_seconds)
     heads = _heads(sources, model.sources)
     snapshot = _read_model(live, model)
