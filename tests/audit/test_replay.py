@@ -225,3 +225,14 @@ def test_the_scratch_schema_is_dropped_afterwards(
             "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'replay\\_%'"
         ).fetchone()
     assert left == (0,)
+
+
+def test_read_models_that_never_ran_verify_as_empty_and_behind(
+    ot: Ordertrail, clock: FakeClock, store: ReadStore
+) -> None:
+    busy_shop(ot, clock)  # events, but no worker has ever run: no read-model tables
+    report = verify_replay(ot, store, aggregates=False)
+    assert report.ok, format_report(report)
+    orders = next(model for model in report.models if model.name == "order_tracking")
+    assert orders.rows == 0
+    assert orders.lag["Orders"] > 0
