@@ -7,8 +7,11 @@ turns into its dialect: ``{int}`` (64-bit integer), ``{text}``, ``{bool}``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -18,6 +21,8 @@ import psycopg
 from psycopg import sql as pgsql
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
+
+log = logging.getLogger(__name__)
 
 Dialect = Literal["sqlite", "postgres"]
 Params = Sequence[Any] | Mapping[str, Any]
@@ -89,19 +94,49 @@ class PostgresListener(Listener):
     """LISTENs on the event tables' channels (the event store NOTIFYs on every insert).
 
     It listens before the caller's next poll, so an insert after that poll always wakes it.
+    A lost connection (the server restarted) never reaches the caller: the wait becomes a
+    plain sleep and the next wait connects again, so the worker keeps polling meanwhile.
     """
 
     def __init__(self, conninfo: str, channels: Sequence[str]) -> None:
-        self._conn = psycopg.connect(conninfo, autocommit=True)
-        for channel in channels:
-            self._conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(channel)))
+        self._conninfo = conninfo
+        self._channels = tuple(channels)
+        self._conn: psycopg.Connection[Any] | None = None
+        self._connect()
+
+    def _connect(self) -> None:
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+        except psycopg.Error as error:
+            log.warning("read store: cannot listen for new events (%s); polling", error)
+            return
+        try:
+            for channel in self._channels:
+                conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(channel)))
+        except psycopg.Error:
+            conn.close()
+            return
+        self._conn = conn
 
     def wait(self, timeout: float) -> None:
-        for _ in self._conn.notifies(timeout=timeout, stop_after=1):
-            break
+        if self._conn is None:
+            self._connect()
+            if self._conn is None:
+                time.sleep(timeout)
+                return
+        try:
+            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+                break
+        except psycopg.Error as error:
+            log.warning("read store: lost the event listener (%s); reconnecting", error)
+            self.close()
+            time.sleep(timeout)
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
 
 
 class ReadStore(ABC):

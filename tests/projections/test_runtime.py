@@ -4,9 +4,11 @@ from, rebuilds equal incremental builds, two workers never double-count."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from typing import Any
 
+import psycopg
 import pytest
 from eventsourcing.domain import DomainEventProtocol
 
@@ -15,7 +17,7 @@ from ordertrail.application.inventory import ReceiveStock
 from ordertrail.application.system import Ordertrail
 from ordertrail.domain import InventoryItem
 from ordertrail.projections.readmodel import Position
-from ordertrail.projections.runner import ProjectionFailed, ProjectionWorker
+from ordertrail.projections.runner import ProjectionFailed, ProjectionWorker, WorkerThread
 from ordertrail.projections.store import Tx
 from tests.projections.support import EventCounter, opened
 from tests.support.builders import staff
@@ -147,3 +149,34 @@ def test_rebuilding_a_model_with_nothing_to_apply_leaves_it_healthy(
         worker.setup()
         assert worker.rebuild() == 0
         assert worker.status().health.state == "ok"
+
+
+@pytest.mark.postgres
+def test_a_worker_thread_survives_losing_its_connections(
+    ot: Ordertrail, postgres_schema_url: str
+) -> None:
+    """As when PostgreSQL restarts: every connection of the read store is terminated under
+    a running worker thread, which goes on projecting new events afterwards."""
+    settings = Settings(database_url=postgres_schema_url)
+    target = settings.postgres()
+    with opened(settings) as store:
+        worker = ProjectionWorker(EventCounter(), store, {"Inventory": ot.inventory})
+        worker.setup()
+        thread = WorkerThread(worker, idle_wait=0.05, retry_after=0.1)
+        thread.start()
+        try:
+            receive_many(ot, 3)
+            assert worker.wait_until({"Inventory": ot.inventory.head()}, timeout=10)
+            with psycopg.connect(target.conninfo(), autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND query ILIKE 'LISTEN%'"
+                )
+            time.sleep(0.3)
+            receive_many(ot, 4)
+            assert worker.wait_until({"Inventory": ot.inventory.head()}, timeout=10)
+            assert thread.is_alive()
+            assert EventCounter.counts(store) == expected_counts(ot)
+        finally:
+            thread.stop()
