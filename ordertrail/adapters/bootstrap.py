@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+
 import psycopg
 from psycopg import sql
 
@@ -9,6 +12,28 @@ from ordertrail.adapters.carriers import carrier_directory, load_rules
 from ordertrail.adapters.settings import Settings
 from ordertrail.application.context import Clock, system_clock
 from ordertrail.application.system import Ordertrail
+
+#: The advisory lock under which a process creates the tables it needs.
+SETUP_LOCK = 0x6F72_6474_7261_696C  # "ordtrail"
+
+
+@contextmanager
+def setup_lock(settings: Settings) -> Iterator[None]:
+    """Serialise table creation across processes on PostgreSQL.
+
+    Several processes starting at once (API workers, the projection runner) would run the
+    same ``CREATE TABLE IF NOT EXISTS`` concurrently, which PostgreSQL can fail with
+    "tuple concurrently updated"; one at a time they all succeed.
+    """
+    if settings.backend != "postgres":
+        yield
+        return
+    with psycopg.connect(settings.postgres().conninfo(), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
 
 
 def prepare_store(settings: Settings) -> None:
@@ -27,14 +52,15 @@ def open_ordertrail(
 ) -> Ordertrail:
     """Open every context on the store the settings name (the environment by default)."""
     chosen = settings or Settings.from_env()
-    if create_tables:
-        prepare_store(chosen)
-    return Ordertrail(
-        chosen.eventsourcing_env(create_tables=create_tables),
-        chosen.config,
-        clock=clock,
-        carriers=carrier_directory(
-            kuaidi100_salt=chosen.kuaidi100_salt, parcelhub_secret=chosen.parcelhub_secret
-        ),
-        carrier_rules=load_rules(chosen.carrier_rules),
-    )
+    with setup_lock(chosen) if create_tables else nullcontext():
+        if create_tables:
+            prepare_store(chosen)
+        return Ordertrail(
+            chosen.eventsourcing_env(create_tables=create_tables),
+            chosen.config,
+            clock=clock,
+            carriers=carrier_directory(
+                kuaidi100_salt=chosen.kuaidi100_salt, parcelhub_secret=chosen.parcelhub_secret
+            ),
+            carrier_rules=load_rules(chosen.carrier_rules),
+        )

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ordertrail.adapters.audit.commands import add_audit_commands
-from ordertrail.adapters.bootstrap import open_ordertrail
+from ordertrail.adapters.bootstrap import open_ordertrail, setup_lock
 from ordertrail.adapters.demo import SimulatedClock, fresh_demo_dir, run_scenario
 from ordertrail.adapters.read_models import READ_MODELS, ReadSide, format_status, read_store
 from ordertrail.adapters.serve import add_serve_command
@@ -42,7 +42,8 @@ def _projections(args: argparse.Namespace) -> int:
     settings = _settings(args)
     names = args.names or None
     with open_ordertrail(settings) as ot:
-        side = ReadSide.open(ot, read_store(settings), names)
+        with setup_lock(settings):
+            side = ReadSide.open(ot, read_store(settings), names)
         try:
             if args.action == "status":
                 print(format_status(side.status()))

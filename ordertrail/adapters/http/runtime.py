@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from litestar.security.jwt import JWTAuth, Token
 
-from ordertrail.adapters.bootstrap import open_ordertrail
+from ordertrail.adapters.bootstrap import open_ordertrail, setup_lock
 from ordertrail.adapters.demo import seed_catalog
 from ordertrail.adapters.http.auth import Principal, jwt_auth
 from ordertrail.adapters.http.config import ApiSettings
@@ -47,9 +47,11 @@ class Runtime:
         cls, settings: ApiSettings, auth: JWTAuth[Principal, Token], clock: Clock = system_clock
     ) -> Runtime:
         ot = open_ordertrail(settings.store, clock=clock)
-        store = read_store(settings.store)
-        read = ReadSide.open(ot, store)
-        runtime = cls(settings, ot, read, IdempotencyStore(store), auth)
+        with setup_lock(settings.store):  # the read side's tables, one process at a time
+            store = read_store(settings.store)
+            read = ReadSide.open(ot, store)
+            idempotency = IdempotencyStore(store)
+        runtime = cls(settings, ot, read, idempotency, auth)
         batch = placement_batch_size()
         if batch > 0:
             runtime.placer = PlacementBatcher(ot.ordering, max_batch=batch)
