@@ -40,6 +40,44 @@ class EventSource(Protocol):
     def mapper(self) -> Mapper[Any]: ...
 
 
+class FilteredSource:
+    """Another source's log seen through ``select_notifications``: subclasses narrow what
+    a worker reads (a replay that stops where the live model was; a test's slow store)."""
+
+    def __init__(self, app: EventSource) -> None:
+        self.app = app
+
+    @property
+    def name(self) -> str:
+        return str(self.app.name)
+
+    @property
+    def mapper(self) -> Mapper[Any]:
+        return self.app.mapper
+
+    @property
+    def recorder(self) -> FilteredSource:
+        return self
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        found: Sequence[Notification] = self.app.recorder.select_notifications(
+            start, limit, stop, topics, inclusive_of_start=inclusive_of_start
+        )
+        return found
+
+    def max_notification_id(self) -> int | None:
+        head: int | None = self.app.recorder.max_notification_id()
+        return head
+
+
 @dataclass(frozen=True)
 class Position:
     """Where an event sits: the store it came from and its notification id there."""

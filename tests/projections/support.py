@@ -16,7 +16,7 @@ from eventsourcing.persistence import Notification
 from psycopg import sql
 
 from ordertrail.adapters.settings import Settings
-from ordertrail.projections.readmodel import Position, ReadModel
+from ordertrail.projections.readmodel import FilteredSource, Position, ReadModel
 from ordertrail.projections.store import PostgresReadStore, ReadStore, SQLiteReadStore, Tx
 
 
@@ -94,25 +94,13 @@ def empty_store_like(settings: Settings) -> Iterator[Settings]:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
-class GatedSource:
+class GatedSource(FilteredSource):
     """An application's log that a test can close: while closed, a worker reading it finds
     nothing new (as if that store were slow), so the other source runs ahead."""
 
     def __init__(self, app: Any) -> None:
-        self.app = app
+        super().__init__(app)
         self.open = True
-
-    @property
-    def name(self) -> str:
-        return str(self.app.name)
-
-    @property
-    def mapper(self) -> Any:
-        return self.app.mapper
-
-    @property
-    def recorder(self) -> GatedSource:
-        return self
 
     def select_notifications(
         self,
@@ -125,14 +113,9 @@ class GatedSource:
     ) -> Sequence[Notification]:
         if not self.open:
             return []
-        found: Sequence[Notification] = self.app.recorder.select_notifications(
+        return super().select_notifications(
             start, limit, stop, topics, inclusive_of_start=inclusive_of_start
         )
-        return found
-
-    def max_notification_id(self) -> int | None:
-        head: int | None = self.app.recorder.max_notification_id()
-        return head
 
 
 def table_rows(store: ReadStore, tables: Iterable[str]) -> dict[str, list[tuple[Any, ...]]]:

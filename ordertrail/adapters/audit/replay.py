@@ -36,7 +36,7 @@ from ordertrail.adapters.read_models import READ_MODELS, UnknownReadModel, sourc
 from ordertrail.application.base import OrdertrailApplication
 from ordertrail.application.system import Ordertrail
 from ordertrail.projections import positions as projection_positions
-from ordertrail.projections.readmodel import EventSource, ReadModel
+from ordertrail.projections.readmodel import EventSource, FilteredSource, ReadModel
 from ordertrail.projections.runner import ProjectionFailed, ProjectionWorker
 from ordertrail.projections.store import PostgresReadStore, ReadStore, SQLiteReadStore, Tx
 
@@ -203,24 +203,12 @@ def format_report(report: ReplayReport) -> str:
 # --- replaying read models -------------------------------------------------------------------
 
 
-class _BoundedSource:
+class _BoundedSource(FilteredSource):
     """An application's log that ends at ``stop``: the replay stops where the live model was."""
 
     def __init__(self, app: EventSource, stop: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.stop = stop
-
-    @property
-    def name(self) -> str:
-        return str(self.app.name)
-
-    @property
-    def mapper(self) -> Any:
-        return self.app.mapper
-
-    @property
-    def recorder(self) -> _BoundedSource:
-        return self
 
     def select_notifications(
         self,
@@ -234,10 +222,9 @@ class _BoundedSource:
         if self.stop <= 0 or (start is not None and start >= self.stop):
             return []
         bound = self.stop if stop is None else min(stop, self.stop)
-        found: Sequence[Notification] = self.app.recorder.select_notifications(
+        return super().select_notifications(
             start, limit, bound, topics, inclusive_of_start=inclusive_of_start
         )
-        return found
 
     def max_notification_id(self) -> int | None:
         return self.stop
