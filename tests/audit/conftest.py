@@ -7,8 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from ordertrail.adapters.read_models import ReadSide, read_store
 from ordertrail.adapters.settings import Settings
+from ordertrail.application.system import Ordertrail
+from ordertrail.projections.store import ReadStore
 from tests.audit import History, Templates, clone_store
+from tests.audit.history_support import Shop, busy_shop
 from tests.support.clock import FakeClock
 
 
@@ -34,3 +38,21 @@ def seeded_history(
     clone_store(template, store_settings)
     clock.now = max(clock.now, stopped)
     return history
+
+
+@pytest.fixture
+def store(store_settings: Settings) -> Iterator[ReadStore]:
+    """The read store of the test's backend (the live read models)."""
+    opened = read_store(store_settings)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def shop(ot: Ordertrail, clock: FakeClock, store: ReadStore) -> Shop:
+    """A busy shop's history, with the audit index caught up."""
+    built = busy_shop(ot, clock)
+    ReadSide.open(ot, store, ["audit_index"]).run_until_idle()
+    return built

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-from collections.abc import Iterator
 from uuid import UUID, uuid4
 
 import msgspec
@@ -19,7 +18,7 @@ from ordertrail.adapters.audit.history import (
     order_history,
 )
 from ordertrail.adapters.audit.history_commands import add_history_commands
-from ordertrail.adapters.read_models import ReadSide, read_store
+from ordertrail.adapters.read_models import read_store
 from ordertrail.adapters.settings import Settings
 from ordertrail.application.system import Ordertrail
 from ordertrail.domain.errors import OrderNotFound
@@ -28,23 +27,6 @@ from ordertrail.projections.runner import ProjectionWorker
 from ordertrail.projections.store import ReadStore
 from tests.audit.history_support import Shop, busy_shop
 from tests.support.clock import FakeClock
-
-
-@pytest.fixture
-def store(store_settings: Settings) -> Iterator[ReadStore]:
-    opened = read_store(store_settings)
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-@pytest.fixture
-def shop(ot: Ordertrail, clock: FakeClock, store: ReadStore) -> Shop:
-    built = busy_shop(ot, clock)
-    side = ReadSide.open(ot, store, ["audit_index"])
-    side.run_until_idle()
-    return built
 
 
 def types_of(history: OrderHistory, aggregate_type: str) -> list[str]:

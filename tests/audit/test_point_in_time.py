@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -25,31 +24,15 @@ from ordertrail.adapters.audit.pointintime import (
     state_of,
     version_at,
 )
-from ordertrail.adapters.read_models import ReadSide, read_store, sources_of
+from ordertrail.adapters.read_models import sources_of
 from ordertrail.adapters.settings import Settings
 from ordertrail.application.system import Ordertrail
 from ordertrail.domain import ids
 from ordertrail.domain.errors import OrderNotFound
 from ordertrail.projections.audit_index import EVENTS_TABLE, AuditIndexView, micros
 from ordertrail.projections.store import ReadStore
-from tests.audit.history_support import Shop, busy_shop
+from tests.audit.history_support import Shop
 from tests.support.clock import FakeClock
-
-
-@pytest.fixture
-def store(store_settings: Settings) -> Iterator[ReadStore]:
-    opened = read_store(store_settings)
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-@pytest.fixture
-def shop(ot: Ordertrail, clock: FakeClock, store: ReadStore) -> Shop:
-    built = busy_shop(ot, clock)
-    ReadSide.open(ot, store, ["audit_index"]).run_until_idle()
-    return built
 
 
 def test_the_index_holds_every_event_of_every_context(

@@ -33,15 +33,6 @@ from tests.support.clock import FakeClock
 
 
 @pytest.fixture
-def store(store_settings: Settings) -> Iterator[ReadStore]:
-    opened = read_store(store_settings)
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-@pytest.fixture
 def side(ot: Ordertrail, store: ReadStore) -> Iterator[ReadSide]:
     opened = ReadSide.open(ot, store)
     try:
