@@ -32,7 +32,7 @@ from ordertrail.domain import ids
 from ordertrail.domain.aftersales import AfterSalesCase, CaseKind
 from ordertrail.domain.errors import DomainError
 from ordertrail.domain.meta import Actor
-from ordertrail.domain.orders import Order, OrderStatus
+from ordertrail.domain.orders import Order, OrderStatus, cod_capture_ref
 from ordertrail.domain.shipments import Shipment
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ class CodCapture(Follower):
                 order.capture_payment(
                     cod.payment_id,
                     event.amount,
-                    provider_ref=f"cod:{shipment.id}",
+                    provider_ref=cod_capture_ref(shipment.id),
                     meta=meta,
                     now=now,
                     auto_release=False,

@@ -54,6 +54,11 @@ from ordertrail.domain.payments import (
 __all__ = ["CANCELLABLE", "FULFILMENT", "AbandonedPlacement", "Order", "OrderStatus"]
 
 
+
+def cod_capture_ref(shipment_id: UUID) -> str:
+    """The provider reference of the capture of the cash a parcel collected."""
+    return f"cod:{shipment_id}"
+
 class Order(Aggregate):
     """One customer order. Its id derives from the id of the command that placed it."""
 
@@ -709,13 +714,25 @@ class Order(Aggregate):
         return True
 
     def cash_for_next_parcel(self) -> Money | None:
+        """What the next parcel collects: the cash still due, less what delivered parcels
+        collected and the order has not recorded yet (their capture follows their
+        delivery), so a customer is never asked for the same money twice."""
         cod = self.cod_payment()
         if cod is None or cod.uncaptured.is_zero:
             return None
         on_its_way = (ParcelState.PLANNED, ParcelState.DISPATCHED)
         if any(p.cod_amount and p.state in on_its_way for p in self.parcels.values()):
             return None
-        return cod.uncaptured
+        due = cod.uncaptured
+        for parcel in self.parcels.values():
+            collected = parcel.cod_amount
+            if (
+                collected is not None
+                and parcel.state is ParcelState.DELIVERED
+                and not cod.has_seen(ProviderAction.CAPTURE, cod_capture_ref(parcel.shipment_id))
+            ):
+                due = due - collected if collected < due else Money.zero(due.currency)
+        return None if due.is_zero else due
 
     def record_dispatch(
         self,

@@ -163,6 +163,23 @@ def test_cash_on_delivery_is_collected_captured_and_reconciled(ot: Ordertrail) -
     assert ot.logistics.cod_balance("parcelhub").outstanding == cny(500)
 
 
+def test_a_second_parcel_never_asks_again_for_cash_the_first_one_collected(
+    ot: Ordertrail,
+) -> None:
+    """Found by the fulfilment state machine: the first parcel carries all the cash due;
+    once it is delivered, and before its cash is reported and captured, the next parcel
+    was booked to collect the whole amount again."""
+    order = ready_order(ot, ("TEA-1", 2), method=PaymentMethod.CASH_ON_DELIVERY)
+    first = ship(ot, order.order_id, (1, 1))
+    assert first.cod_amount == cny(2000)
+    deliver(ot, first, T0)  # delivered; the carrier reports the cash later
+    second = ship(ot, order.order_id, (1, 1))
+    assert second.cod_amount is None
+    deliver(ot, first, T0, cash=cny(2000))
+    deliver(ot, second, T0 + timedelta(days=1))
+    assert ot.orders.order(order.order_id).captured == cny(2000)
+
+
 def test_a_refused_cod_parcel_comes_back_and_its_stock_is_sellable_again(
     ot: Ordertrail,
 ) -> None:
