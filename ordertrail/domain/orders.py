@@ -54,10 +54,10 @@ from ordertrail.domain.payments import (
 __all__ = ["CANCELLABLE", "FULFILMENT", "AbandonedPlacement", "Order", "OrderStatus"]
 
 
-
 def cod_capture_ref(shipment_id: UUID) -> str:
     """The provider reference of the capture of the cash a parcel collected."""
     return f"cod:{shipment_id}"
+
 
 class Order(Aggregate):
     """One customer order. Its id derives from the id of the command that placed it."""

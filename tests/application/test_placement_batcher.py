@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import nullcontext
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -284,3 +286,47 @@ def test_many_threads_through_the_batcher_never_oversell(
             assert any(
                 ot.inventory.stock_level(sku).available < quantity for sku, quantity in wanted
             )
+
+
+@pytest.mark.parametrize("take_turns", [True, False], ids=["writer-lock", "no-lock"])
+def test_writers_that_take_turns_do_not_invalidate_each_others_batches(
+    stocked: Ordertrail, take_turns: bool
+) -> None:
+    """Two batchers (two processes' writers) on one hot SKU. While A decides a batch, B
+    places an order. Under a shared writer lock B waits for A's save, and neither batch
+    conflicts; without one, B's commit lands between A's catch-up and A's save, and A's
+    batch fails on the version and is decided again. Both ways exactly the stock asked
+    for is reserved."""
+    shared = threading.Lock()
+    turns = (lambda: shared) if take_turns else nullcontext
+    a = PlacementBatcher(stocked.ordering, writer_lock=turns, name="writer-a")
+    b = PlacementBatcher(stocked.ordering, writer_lock=turns, name="writer-b")
+    try:
+        a.place_order(order_of(("HOT-1", 1), total=100), customer())  # both hold the record
+        b.place_order(order_of(("HOT-1", 1), total=100), customer())
+        b_started, b_done = threading.Event(), threading.Event()
+        decide = a._decide
+
+        def decide_while_b_places(*args: Any) -> None:
+            if not b_started.is_set():
+                b_started.set()
+
+                def b_places() -> None:
+                    b.place_order(order_of(("HOT-1", 1), total=100), customer())
+                    b_done.set()
+
+                threading.Thread(target=b_places).start()
+                assert b_done.wait(1.0) is not take_turns  # B waits only for the lock
+            decide(*args)
+
+        a._decide = decide_while_b_places  # type: ignore[method-assign]
+        a.place_order(order_of(("HOT-1", 1), total=100), customer())
+        assert b_done.wait(10)
+    finally:
+        a.close()
+        b.close()
+    assert (a.stats.inventory_conflicts, b.stats.inventory_conflicts) == (
+        (0, 0) if take_turns else (1, 0)
+    )
+    level = stocked.inventory.stock_level("HOT-1")
+    assert (level.reserved, level.available) == (4, 1)

@@ -19,6 +19,7 @@ from ordertrail.adapters.http.auth import Principal, jwt_auth
 from ordertrail.adapters.http.config import ApiSettings
 from ordertrail.adapters.http.idempotency import IdempotencyStore
 from ordertrail.adapters.read_models import ReadSide, read_store
+from ordertrail.adapters.writer_lock import AdvisoryWriterLock, placement_writer_lock
 from ordertrail.application.batching import DEFAULT_MAX_BATCH, PlacementBatcher
 from ordertrail.application.context import Clock, CommandContext, system_clock
 from ordertrail.application.followers import FollowerThread
@@ -41,6 +42,8 @@ class Runtime:
     followers: FollowerThread | None = field(default=None)
     #: Group commit for order placement (None: one transaction per order).
     placer: PlacementBatcher | None = field(default=None)
+    #: Makes the placement writers of the service's worker processes take turns.
+    writer_lock: AdvisoryWriterLock | None = field(default=None)
 
     @classmethod
     def open(
@@ -54,7 +57,9 @@ class Runtime:
         runtime = cls(settings, ot, read, idempotency, auth)
         batch = placement_batch_size()
         if batch > 0:
-            runtime.placer = PlacementBatcher(ot.ordering, max_batch=batch)
+            runtime.writer_lock = placement_writer_lock(settings.store)
+            turns = runtime.writer_lock or contextlib.nullcontext
+            runtime.placer = PlacementBatcher(ot.ordering, max_batch=batch, writer_lock=turns)
         with contextlib.suppress(RuntimeError):  # not in an event loop (tests, tools)
             # asyncio.to_thread (the idempotency store, blocking I/O) runs on the loop's
             # default executor: min(32, cores + 4) threads, 6 on a 2-core machine, too
@@ -86,6 +91,8 @@ class Runtime:
     def close(self) -> None:
         if self.placer is not None:
             self.placer.close()
+        if self.writer_lock is not None:
+            self.writer_lock.close()
         if self.followers is not None:
             self.followers.stop()
         self.read.close()

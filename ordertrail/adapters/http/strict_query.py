@@ -34,6 +34,8 @@ async def refuse_unknown_query_parameters(request: Request[Any, Any, Any]) -> No
     if unknown:
         raise ValidationException(
             detail=f"unknown query parameter(s): {', '.join(map(repr, unknown))}",
-            extra=[{"message": "unknown query parameter", "key": key, "source": "query"}
-                   for key in unknown],
+            extra=[
+                {"message": "unknown query parameter", "key": key, "source": "query"}
+                for key in unknown
+            ],
         )
