@@ -39,10 +39,16 @@ class UnknownReadModel(ValueError):
 
 def read_store(settings: Settings) -> ReadStore:
     """The store of every read model: the event store's PostgreSQL schema, or one SQLite
-    file next to the embedded stores (shared memory for ``memory:``)."""
+    file next to the embedded stores (shared memory for ``memory:``).
+
+    On PostgreSQL its pool grows to the URL's ``pool_size`` + ``max_overflow`` (as the
+    event store's do): queries and the idempotency store use it once or twice per
+    request, so a pool smaller than the request concurrency makes requests queue."""
     if settings.backend == "postgres":
         target = settings.postgres()
-        return PostgresReadStore(target.conninfo(), target.schema)
+        return PostgresReadStore(
+            target.conninfo(), target.schema, pool_size=target.pool_size + target.max_overflow
+        )
     if settings.backend == "memory":
         return SQLiteReadStore(f"file:ordertrail-read-{id(settings)}?mode=memory&cache=shared")
     directory = settings.sqlite_dir()
