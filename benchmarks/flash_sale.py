@@ -296,7 +296,15 @@ def _workload(kind: str, url: str, opts: dict[str, Any]) -> tuple[Callable[[int]
     settings = Settings(database_url=url, config=Config(payment_window=timedelta(hours=2)))
     ot = open_ordertrail(settings, create_tables=False)
     batched = kind.startswith("batched") or kind == "mixed"
-    batcher = PlacementBatcher(ot.ordering, max_batch=opts.get("max_batch", 256)) if batched else None
+    from ordertrail.adapters.writer_lock import placement_writer_lock
+
+    # The writers of the load processes take turns, as the API's workers do.
+    lock = placement_writer_lock(settings) if batched else None
+    batcher = (
+        PlacementBatcher(ot.ordering, max_batch=opts.get("max_batch", 256),
+                         writer_lock=lock or contextlib.nullcontext)
+        if batched else None
+    )
     place = batcher.place_order if batcher is not None else ot.ordering.place_order
     group = DeliveryGroup("home", Address.create(**ADDRESS))
     hot_share = opts.get("hot_share", 0.5)
@@ -324,7 +332,10 @@ def _workload(kind: str, url: str, opts: dict[str, Any]) -> tuple[Callable[[int]
         if batcher is not None:
             batcher.close()
             extra = {"batches": batcher.stats.batches, "commands": batcher.stats.commands,
-                     "conflicts": batcher.stats.inventory_conflicts}
+                     "conflicts": batcher.stats.inventory_conflicts,
+                     "lock_skipped": lock.skipped if lock is not None else 0}
+            if lock is not None:
+                lock.close()
         ot.close()
         return extra
 
@@ -500,7 +511,7 @@ def check_store(url: str, acked: list[str], *, reap: bool = False) -> dict[str, 
             " GROUP BY 1, 2 HAVING count(*) > 1) AS twice").fetchone()
         item_ids = [row[0] for row in conn.execute(
             f"SELECT DISTINCT originator_id FROM {name}.inventory_events")]
-    oversold = orphans = 0
+    oversold = orphans = held = 0
     with open_ordertrail(Settings(database_url=url), create_tables=False) as ot:
         for item_id in item_ids:
             item = ot.inventory.find_as(item_id, InventoryItem)
@@ -508,6 +519,7 @@ def check_store(url: str, acked: list[str], *, reap: bool = False) -> dict[str, 
                 continue
             oversold += max(item.reserved - item.on_hand, 0)
             orphans += sum(1 for order_id in item.reservations if str(order_id) not in orders)
+            held += len(item.reservations)
         hot = ot.inventory.find_as(ids.inventory_item_id(HOT, "main"), InventoryItem)
         if hot is not None:
             oversold += max(sum(1 for o in hot.reservations if str(o) in orders) - hot.on_hand, 0)
@@ -515,7 +527,7 @@ def check_store(url: str, acked: list[str], *, reap: bool = False) -> dict[str, 
     duplicates = (len(acked) - len(set(acked))) + (reserved_twice[0] if reserved_twice else 0)
     duplicates += abs((receipts[0] if receipts else 0) - len(orders))
     return {"oversold": oversold, "missing": missing, "duplicates": duplicates,
-            "orphans": orphans, "orders": len(orders)}
+            "orphans": orphans, "orders": len(orders), "open_reservations": held}
 
 
 # --- HTTP: uvicorn and wrk --------------------------------------------------------------
@@ -729,7 +741,7 @@ def tokens(count: int) -> list[str]:
     return [issue_token(auth, Role.CUSTOMER, f"buyer-{n}") for n in range(count)]
 
 
-def api_env(url: str) -> dict[str, str]:
+def api_env(url: str, *, payment_window: int = 7200) -> dict[str, str]:
     from ordertrail.application.system import APPLICATION_NAMES
 
     # The store was prepared by ``new_store``. Workers that all start at once and each
@@ -742,7 +754,7 @@ def api_env(url: str) -> dict[str, str]:
         "ORDERTRAIL_JWT_SECRET": JWT_SECRET,
         "ORDERTRAIL_ORDERS_PER_MINUTE": "100000000",
         "ORDERTRAIL_RUN_WORKERS": "0",
-        "ORDERTRAIL_PAYMENT_WINDOW_SECONDS": "7200",
+        "ORDERTRAIL_PAYMENT_WINDOW_SECONDS": str(payment_window),
     }
 
 
@@ -925,6 +937,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", default="8,16,32,64,128")
     parser.add_argument("--faults", action="store_true")
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of HTTP soak")
+    parser.add_argument("--soak-payment-window", type=float, default=60.0,
+                        help="seconds before the soak's unpaid orders expire")
     parser.add_argument("--plot", default="")
     parser.add_argument("--json", default="")
     parser.add_argument("--profile", default="", help="directory for py-spy profiles")
@@ -1102,35 +1116,50 @@ def main(argv: list[str] | None = None) -> int:
                         summary = summarise(out_path.read_text())
                         (profile / "summary.txt").write_text(summary)
                         profile_summary = summary
-                if args.soak > 0:
-                    rss0 = rss_mib(api.workers())
-                    memory: list[tuple[float, float]] = [(0.0, rss0)]
-                    sampling = threading.Event()
+            finally:
+                api.stop()
+                proj.terminate()
+                proj.wait(30)
 
-                    def sample_memory() -> None:
-                        t0 = time.monotonic()
-                        while not sampling.wait(10.0):
-                            memory.append((time.monotonic() - t0, rss_mib(api.workers())))
+        if args.soak > 0:
+            # Its own store and API, with a short payment window: in a real sale unpaid
+            # orders expire and give their stock back (the projector runs the expiry),
+            # so the reservations a worker keeps in memory stay bounded, as they would.
+            url = new_store(cluster, "soak", args.tail, args.hot_stock, pool=8)
+            window = int(args.soak_payment_window)
+            proj = start_projector(url)
+            api = serve("ordertrail.adapters.http.app:create_app", args.workers,
+                        api_env(url, payment_window=window), factory=True)
+            try:
+                flash_http(api, c, 2, args.tail, 0.0, toks)  # warm-up
+                rss0 = rss_mib(api.workers())
+                memory: list[tuple[float, float]] = [(0.0, rss0)]
+                sampling = threading.Event()
 
-                    sampler_thread = threading.Thread(target=sample_memory, daemon=True)
-                    sampler_thread.start()
-                    got, acked, statuses = flash_http(api, c, args.soak, args.tail, 0.0, toks)
-                    sampling.set()
-                    sampler_thread.join()
-                    rss1 = rss_mib(api.workers())
-                    memory.append((got["seconds"], rss1))
-                    r = Result(f"HTTP soak {args.soak:.0f} s (tail only)", "system",
-                               got["requests"], got["seconds"], got["p50"], got["p99"], c,
-                               statuses.get("409", 0) + statuses.get("422", 0),
-                               sum(v for k, v in statuses.items() if k.startswith("5")),
-                               extra={"statuses": statuses, "rss_start_mib": rss0,
-                                      "rss_end_mib": rss1,
-                                      "rss_max_mib": max(m for _, m in memory),
-                                      "rss_samples": len(memory)})
-                    r.checks = check_store(url, acked)
-                    results.append(r)
-                    soak_memory = memory
-                    print(r, flush=True)
+                def sample_memory() -> None:
+                    t0 = time.monotonic()
+                    while not sampling.wait(10.0):
+                        memory.append((time.monotonic() - t0, rss_mib(api.workers())))
+
+                sampler_thread = threading.Thread(target=sample_memory, daemon=True)
+                sampler_thread.start()
+                got, acked, statuses = flash_http(api, c, args.soak, args.tail, 0.0, toks)
+                sampling.set()
+                sampler_thread.join()
+                rss1 = rss_mib(api.workers())
+                memory.append((got["seconds"], rss1))
+                r = Result(f"HTTP soak {args.soak:.0f} s (tail only, {window}-s payment window)",
+                           "system", got["requests"], got["seconds"], got["p50"], got["p99"], c,
+                           statuses.get("409", 0) + statuses.get("422", 0),
+                           sum(v for k, v in statuses.items() if k.startswith("5")),
+                           extra={"statuses": statuses, "rss_start_mib": rss0,
+                                  "rss_end_mib": rss1,
+                                  "rss_max_mib": max(m for _, m in memory),
+                                  "rss_samples": len(memory)})
+                r.checks = check_store(url, acked)
+                results.append(r)
+                soak_memory = memory
+                print(r, flush=True)
             finally:
                 api.stop()
                 proj.terminate()
