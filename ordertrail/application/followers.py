@@ -57,6 +57,8 @@ class Follower(ABC):
 
     name: str = ""
     topics: Sequence[type[Any]] = ()
+    #: A batched follower acts on a whole page of events at once (``handle_many``).
+    batched: bool = False
 
     def __init__(
         self, source: OrdertrailApplication, positions: TrackingRecorder, batch_size: int = 200
@@ -74,6 +76,12 @@ class Follower(ABC):
     def handle(self, event: DomainEventProtocol[Any]) -> bool:
         """Act on ``event``; return False if it is not due yet (stop here for now)."""
 
+    def handle_many(self, events: Sequence[DomainEventProtocol[Any]]) -> int:
+        """Act on a prefix of ``events`` at once (the ones that are due) and return its
+        length. Only called on followers that set ``batched``; an error handles none of
+        the page (handlers are idempotent: the next run repeats it)."""
+        raise NotImplementedError
+
     def position(self) -> int:
         return self.positions.max_tracking_id(self.tracking_name) or 0
 
@@ -83,6 +91,14 @@ class Follower(ABC):
         notifications = self.source.recorder.select_notifications(
             start=start, limit=self.batch_size, topics=self._topics, inclusive_of_start=False
         )
+        if self.batched:
+            events = [self.source.mapper.to_domain_event(n) for n in notifications]
+            count = self.handle_many(events) if events else 0
+            if count:
+                self.positions.insert_tracking(
+                    Tracking(self.tracking_name, notifications[count - 1].id)
+                )
+            return count
         last = start
         handled = 0
         try:

@@ -130,6 +130,36 @@ class InventoryApplication(OrdertrailApplication):
             f"release the stock of order {order_id}",
         )
 
+    def release_for_orders(
+        self,
+        holds: Mapping[UUID, Iterable[UUID]],
+        reason: ReleaseReason,
+        meta_of: Callable[[UUID], EventMeta],
+    ) -> int | None:
+        """``release_for_order`` for many orders at once (``holds``: order id -> item
+        ids): each item is read once and all are saved in one transaction. Should that
+        keep conflicting (a hot item a placement writer saves every few milliseconds),
+        each item is released in a transaction of its own. Idempotent; returns the last
+        position, or None if there was nothing to release."""
+        by_item: dict[UUID, list[UUID]] = {}
+        for order_id, item_ids in holds.items():
+            for item_id in dict.fromkeys(item_ids):
+                by_item.setdefault(item_id, []).append(order_id)
+
+        def release(item: InventoryItem, now: datetime) -> bool:
+            released = [
+                item.release(order_id, reason, meta=meta_of(order_id), now=now)
+                for order_id in by_item[item.id]
+            ]
+            return any(released)
+
+        what = f"release the stock of {len(holds)} orders"
+        try:
+            return self.update_items(by_item, release, what)
+        except ConcurrencyConflict:
+            positions = [self.update_items([item_id], release, what) for item_id in by_item]
+            return max((p for p in positions if p is not None), default=None)
+
     def commit_parcel(
         self,
         holder_id: UUID,

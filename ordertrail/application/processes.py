@@ -20,6 +20,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import TrackingRecorder
 
 from ordertrail.application.context import CommandContext
+from ordertrail.application.expiry import expire_orders, release_stock_of_orders
 from ordertrail.application.followers import Follower, event_ref, follow_up_meta
 from ordertrail.application.ordering import ExpireOrder, Ordering
 from ordertrail.domain.errors import OrderNotExpirable
@@ -61,6 +62,7 @@ class PlacementReaper(Follower):
 class OrderExpiry(Follower):
     name = "order-expiry"
     topics = (Order.Placed,)
+    batched = True
 
     def __init__(self, ordering: Ordering, positions: TrackingRecorder) -> None:
         super().__init__(ordering.orders, positions)
@@ -73,36 +75,60 @@ class OrderExpiry(Follower):
         order = self.ordering.orders.order(event.originator_id)
         if order.status is not OrderStatus.AWAITING_PAYMENT:
             return True
+        with contextlib.suppress(OrderNotExpirable):  # paid or cancelled meanwhile
+            self.ordering.expire_order(ExpireOrder(event.originator_id), self._context(event))
+        return True
+
+    def handle_many(self, events: Sequence[DomainEventProtocol[Any]]) -> int:
+        """The due prefix of a page of placements, expired together (``expire_orders``)."""
+        now = self.ordering.orders.clock()
+        due: list[tuple[UUID, CommandContext]] = []
+        for event in events:
+            assert isinstance(event, Order.Placed)
+            if now < event.payment_due_at:
+                break  # orders are placed with a fixed window: later ones are due later
+            due.append((event.originator_id, self._context(event)))
+        if due:
+            expire_orders(self.ordering, due)
+        return len(due)
+
+    def _context(self, event: DomainEventProtocol[Any]) -> CommandContext:
         meta = follow_up_meta(event, self.name)
-        ctx = CommandContext(
+        return CommandContext(
             actor=Actor.system(self.name),
             command_id=event_ref(event),
             correlation_id=meta.correlation_id,
             causation_id=meta.causation_id,
         )
-        with contextlib.suppress(OrderNotExpirable):  # paid or cancelled meanwhile
-            self.ordering.expire_order(ExpireOrder(event.originator_id), ctx)
-        return True
 
 
 class StockReleaser(Follower):
     name = "stock-releaser"
     topics = (Order.Cancelled, Order.Expired)
+    batched = True
 
     def __init__(self, ordering: Ordering, positions: TrackingRecorder) -> None:
         super().__init__(ordering.orders, positions)
         self.ordering = ordering
 
     def handle(self, event: DomainEventProtocol[Any]) -> bool:
-        reason = (
-            ReleaseReason.ORDER_CANCELLED
-            if isinstance(event, Order.Cancelled)
-            else ReleaseReason.ORDER_EXPIRED
-        )
         self.ordering.release_stock_of(
-            event.originator_id, reason, follow_up_meta(event, self.name)
+            event.originator_id, self._reason(event), follow_up_meta(event, self.name)
         )
         return True
+
+    def handle_many(self, events: Sequence[DomainEventProtocol[Any]]) -> int:
+        release_stock_of_orders(
+            self.ordering,
+            [(e.originator_id, self._reason(e), follow_up_meta(e, self.name)) for e in events],
+        )
+        return len(events)
+
+    @staticmethod
+    def _reason(event: DomainEventProtocol[Any]) -> ReleaseReason:
+        if isinstance(event, Order.Cancelled):
+            return ReleaseReason.ORDER_CANCELLED
+        return ReleaseReason.ORDER_EXPIRED
 
 
 def order_followers(

@@ -1,0 +1,95 @@
+"""Expiring many unpaid orders at once, and releasing the stock of many orders at once.
+
+During a sale thousands of orders are placed a minute and many are never paid. One
+``Ordering.expire_order`` per order costs about eight round trips (its receipt, the
+order, two transactions, the order again, each stock record); at flash-sale rates the
+expiry fell behind placement and unpaid orders kept their stock long after their
+deadline. Here a page of due orders is read once, expired in one orders transaction
+(each with the receipt ``expire_order`` would record, so a later ``expire_order`` with
+the same command id replays it), and their stock released in one inventory transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from ordertrail.application.context import CommandContext
+from ordertrail.application.ordering import ExpireOrder, Ordering, order_item_ids
+from ordertrail.application.orders import OrderSnapshot
+from ordertrail.application.receipts import CommandReceipt, fingerprint
+from ordertrail.application.serialization import encode_json
+from ordertrail.domain.errors import OrderNotExpirable
+from ordertrail.domain.inventory import ReleaseReason
+from ordertrail.domain.meta import EventMeta
+from ordertrail.domain.orders import Order, OrderStatus
+
+
+def expire_orders(ordering: Ordering, due: Sequence[tuple[UUID, CommandContext]]) -> int:
+    """Expire those of the given orders (id, the context ``expire_order`` would get)
+    that still await payment, and release their stock. Returns how many expired here.
+
+    If one of them changes meanwhile (paid or cancelled by someone else), the orders
+    transaction fails on its version and the page is expired one order at a time
+    instead, which decides each on fresh state."""
+    orders = ordering.orders
+    now = orders.clock()
+    expired: dict[UUID, EventMeta] = {}
+    records: list[Aggregate] = []
+    for order_id, ctx in due:
+        order = orders.find_as(order_id, Order)
+        if order is None or order.status is not OrderStatus.AWAITING_PAYMENT:
+            continue
+        try:
+            order.expire(meta=ctx.meta, now=now)
+        except OrderNotExpirable:
+            continue  # not due yet
+        command = ExpireOrder(order_id)
+        records += [
+            order,
+            CommandReceipt.record(
+                ctx.command_id,
+                command_name=type(command).__name__,
+                fingerprint=fingerprint(type(command).__name__, command),
+                outcome=encode_json(OrderSnapshot.of(order)),
+                meta=ctx.meta,
+                now=now,
+            ),
+        ]
+        expired[order_id] = ctx.meta
+    if not expired:
+        return 0
+    try:
+        orders.save_all(records)
+    except IntegrityError:
+        count = 0
+        for order_id, ctx in due:
+            try:
+                ordering.expire_order(ExpireOrder(order_id), ctx)
+            except OrderNotExpirable:
+                continue  # paid or cancelled meanwhile
+            count += 1
+        return count
+    holds = {order.id: order_item_ids(order) for order in records if isinstance(order, Order)}
+    ordering.inventory.release_for_orders(holds, ReleaseReason.ORDER_EXPIRED, expired.__getitem__)
+    return len(expired)
+
+
+def release_stock_of_orders(
+    ordering: Ordering, orders: Sequence[tuple[UUID, ReleaseReason, EventMeta]]
+) -> None:
+    """``Ordering.release_stock_of`` for many orders (id, reason, meta): each order and
+    each stock record read once, one inventory transaction per reason."""
+    by_reason: dict[ReleaseReason, dict[UUID, list[UUID]]] = {}
+    metas: dict[UUID, EventMeta] = {}
+    for order_id, reason, meta in orders:
+        order = ordering.orders.find_as(order_id, Order)
+        if order is None:
+            continue
+        by_reason.setdefault(reason, {})[order_id] = order_item_ids(order)
+        metas[order_id] = meta
+    for reason, holds in by_reason.items():
+        ordering.inventory.release_for_orders(holds, reason, metas.__getitem__)
