@@ -840,10 +840,12 @@ def projector(url: str) -> None:
     ot.close()
 
 
-def cpu_split(cluster: Cluster, api: Served) -> dict[str, float]:
+def cpu_split(cluster: Cluster, api: Served, others: dict[str, int] | None = None
+              ) -> dict[str, float]:
     """CPU seconds used so far by the API workers, PostgreSQL's processes (those alive
-    now: the pooled connections last the run) and this harness's children (wrk, py-spy),
-    and by the whole machine (every core, every session)."""
+    now: the pooled connections last the run), ``others`` (name: pid — the projector,
+    py-spy), this harness (its lag sampler) and its finished children (wrk), and by the
+    whole machine (every core, every session)."""
     tick = os.sysconf("SC_CLK_TCK")
 
     def of(pids: list[int]) -> float:
@@ -862,8 +864,11 @@ def cpu_split(cluster: Cluster, api: Served) -> dict[str, float]:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     machine = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     busy = sum(int(x) for x in machine) - int(machine[3]) - int(machine[4])
+    own = os.times()
     return {"api_workers": of(api.workers()),
             "postgres": of([int(postmaster)] + [int(b) for b in backends]),
+            **{name: of([pid]) for name, pid in (others or {}).items()},
+            "harness": own.user + own.system,
             "harness_children": children.ru_utime + children.ru_stime,
             "machine_busy": busy / tick}
 
@@ -1050,7 +1055,9 @@ def main(argv: list[str] | None = None) -> int:
                 rss_before = rss_mib(api.workers())
                 sampler = LagSampler(url)
                 sampler.start()
+                cpu0 = cpu_split(cluster, api, {"projector": proj.pid})
                 got, acked, statuses = flash_http(api, c, d, args.tail, args.hot_share, toks)
+                cpu1 = cpu_split(cluster, api, {"projector": proj.pid})
                 time.sleep(1.5)
                 sampler.stopping.set()
                 sampler.join()
@@ -1065,7 +1072,9 @@ def main(argv: list[str] | None = None) -> int:
                            extra={"statuses": statuses, "lag_p99_s": percentile(lags, 0.99),
                                   "lag_max_s": max(lags, default=0.0),
                                   "rss_before_mib": rss_before,
-                                  "rss_after_mib": rss_mib(api.workers())})
+                                  "rss_after_mib": rss_mib(api.workers()),
+                                  "cpu_seconds": {k: round(cpu1[k] - cpu0.get(k, 0.0), 1)
+                                                  for k in cpu1}})
                 r.checks = check_store(url, acked)
                 results.append(r)
                 print(r, flush=True)
@@ -1090,10 +1099,11 @@ def main(argv: list[str] | None = None) -> int:
                                              "100", "-f", "raw", "-o", str(out_path)],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(1.0)
-                    cpu0 = cpu_split(cluster, api)
+                    others = {"projector": proj.pid, "py-spy": prof.pid}
+                    cpu0 = cpu_split(cluster, api, others)
                     got, acked, statuses = flash_http(api, c, d, args.tail, args.hot_share,
                                                       toks)
-                    cpu1 = cpu_split(cluster, api)
+                    cpu1 = cpu_split(cluster, api, others)
                     prof.send_signal(signal.SIGINT)
                     try:
                         prof.wait(60)
