@@ -4,9 +4,10 @@ During a sale thousands of orders are placed a minute and many are never paid. O
 ``Ordering.expire_order`` per order costs about eight round trips (its receipt, the
 order, two transactions, the order again, each stock record); at flash-sale rates the
 expiry fell behind placement and unpaid orders kept their stock long after their
-deadline. Here a page of due orders is read once, expired in one orders transaction
+deadline. Here a page of due orders is read once and expired in one orders transaction
 (each with the receipt ``expire_order`` would record, so a later ``expire_order`` with
-the same command id replays it), and their stock released in one inventory transaction.
+the same command id replays it); the stock releaser, which follows ``Order.Expired``,
+then releases their stock a page at a time too, in one inventory transaction.
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ from ordertrail.domain.orders import Order, OrderStatus
 
 def expire_orders(ordering: Ordering, due: Sequence[tuple[UUID, CommandContext]]) -> int:
     """Expire those of the given orders (id, the context ``expire_order`` would get)
-    that still await payment, and release their stock. Returns how many expired here.
+    that still await payment; their stock is released by the stock releaser. Returns
+    how many expired here.
 
     If one of them changes meanwhile (paid or cancelled by someone else), the orders
     transaction fails on its version and the page is expired one order at a time
     instead, which decides each on fresh state."""
     orders = ordering.orders
     now = orders.clock()
-    expired: dict[UUID, EventMeta] = {}
+    expired = 0
     records: list[Aggregate] = []
     for order_id, ctx in due:
         order = orders.find_as(order_id, Order)
@@ -59,7 +61,7 @@ def expire_orders(ordering: Ordering, due: Sequence[tuple[UUID, CommandContext]]
                 now=now,
             ),
         ]
-        expired[order_id] = ctx.meta
+        expired += 1
     if not expired:
         return 0
     try:
@@ -73,9 +75,7 @@ def expire_orders(ordering: Ordering, due: Sequence[tuple[UUID, CommandContext]]
                 continue  # paid or cancelled meanwhile
             count += 1
         return count
-    holds = {order.id: order_item_ids(order) for order in records if isinstance(order, Order)}
-    ordering.inventory.release_for_orders(holds, ReleaseReason.ORDER_EXPIRED, expired.__getitem__)
-    return len(expired)
+    return expired
 
 
 def release_stock_of_orders(

@@ -153,11 +153,27 @@ class InventoryApplication(OrdertrailApplication):
             ]
             return any(released)
 
-        what = f"release the stock of {len(holds)} orders"
+        return self._update_in_halves(
+            list(by_item), release, f"release the stock of {len(holds)} orders"
+        )
+
+    def _update_in_halves(
+        self, item_ids: list[UUID], change: Callable[[InventoryItem, datetime], bool], what: str
+    ) -> int | None:
+        """``update_items`` for many items that others keep writing (placement writers
+        save a stream of reservations): one try for all of them; on a conflict, each half
+        on its own, so that the records nobody touched are saved together and only the
+        contended ones are read again. The single contended record gets every retry."""
+        if len(item_ids) == 1:
+            return self.update_items(item_ids, change, what)
         try:
-            return self.update_items(by_item, release, what)
+            return self.update_items(item_ids, change, what, attempts=1)
         except ConcurrencyConflict:
-            positions = [self.update_items([item_id], release, what) for item_id in by_item]
+            middle = len(item_ids) // 2
+            positions = [
+                self._update_in_halves(half, change, what)
+                for half in (item_ids[:middle], item_ids[middle:])
+            ]
             return max((p for p in positions if p is not None), default=None)
 
     def commit_parcel(
@@ -218,12 +234,15 @@ class InventoryApplication(OrdertrailApplication):
         item_ids: Iterable[UUID],
         change: Callable[[InventoryItem, datetime], bool],
         what: str,
+        attempts: int | None = None,
     ) -> int | None:
         """Apply an idempotent change to several items and save them in one transaction,
-        deciding again on a version conflict. Returns the position, or None if nothing
-        changed. Items that do not exist are skipped."""
+        deciding again on a version conflict (up to ``attempts`` times, the application's
+        ``max_attempts`` by default). Returns the position, or None if nothing changed.
+        Items that do not exist are skipped."""
         unique_ids = list(dict.fromkeys(item_ids))
-        for attempt in range(self.max_attempts):
+        tries = self.max_attempts if attempts is None else attempts
+        for attempt in range(tries):
             now = self.clock()
             changed = []
             for item_id in unique_ids:
@@ -235,5 +254,6 @@ class InventoryApplication(OrdertrailApplication):
             try:
                 return self.save_all(changed)
             except IntegrityError:
-                backoff(attempt)
+                if attempt + 1 < tries:
+                    backoff(attempt)
         raise ConcurrencyConflict(f"could not {what}: stock kept changing", what=what)
