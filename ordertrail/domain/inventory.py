@@ -43,7 +43,7 @@ class ReleaseReason(StrEnum):
     SHIPMENT_CANCELLED = "shipment_cancelled"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reservation:
     """Units held for one order until they ship (commit) or the order ends (release)."""
 
