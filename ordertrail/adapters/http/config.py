@@ -23,6 +23,7 @@ class ApiSettings:
     wait_timeout_seconds: float = 2.0  # longest a query waits for read-your-writes
     seed_demo: bool = False
     run_workers: bool = True  # projection workers and process managers in-process
+    idempotency_retention_hours: int = 24  # how long a key's response is kept
     alipay_public_key_pem: str = ""  # the provider's key that verifies its notifications
     public_base_url: str = ""  # how providers reach us (notify URLs); default: the request
     generic_provider_secret: str = DEV_PROVIDER_SECRET
@@ -47,6 +48,9 @@ class ApiSettings:
         if pem_path:
             with open(pem_path, encoding="ascii") as handle:
                 pem = handle.read()
+        retention = number("ORDERTRAIL_IDEMPOTENCY_RETENTION_HOURS", 24)
+        if retention < 1:
+            raise SettingsError("ORDERTRAIL_IDEMPOTENCY_RETENTION_HOURS must be at least 1")
         return cls(
             store=Settings.from_env(env),
             jwt_secret=env.get("ORDERTRAIL_JWT_SECRET", DEV_JWT_SECRET),
@@ -56,6 +60,7 @@ class ApiSettings:
             orders_per_minute=number("ORDERTRAIL_ORDERS_PER_MINUTE", 60),
             seed_demo=flag("ORDERTRAIL_SEED_DEMO", False),
             run_workers=flag("ORDERTRAIL_RUN_WORKERS", True),
+            idempotency_retention_hours=retention,
             alipay_public_key_pem=pem,
             public_base_url=env.get("ORDERTRAIL_PUBLIC_BASE_URL", "").rstrip("/"),
             generic_provider_secret=env.get("ORDERTRAIL_PROVIDER_SECRET", DEV_PROVIDER_SECRET),

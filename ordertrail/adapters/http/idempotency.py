@@ -3,7 +3,10 @@ key with a different request is refused (422), and two concurrent requests with 
 do the work once (the second waits for the first and gets its response).
 
 Responses are kept in the read store. The command a keyed request runs gets an id derived
-from the caller and the key, so the domain's own receipts agree with this cache.
+from the caller and the key, so the domain's own receipts agree with this cache — which
+is why the cache can be purged after a retention period (``purge``): a retry that comes
+later still runs the same command id, and the domain answers with its recorded outcome
+instead of acting twice.
 """
 
 from __future__ import annotations
@@ -56,6 +59,18 @@ class IdempotencyStore:
         self.store = store
         with store.transaction() as tx:
             tx.ddl(SCHEMA)
+            tx.ddl(
+                "CREATE INDEX IF NOT EXISTS http_idempotency_created"
+                " ON http_idempotency (created_at)"
+            )
+
+    def purge(self, before: datetime) -> int:
+        """Forget the keys first used before ``before``; returns how many."""
+        with self.store.transaction() as tx:
+            return tx.count(
+                "DELETE FROM http_idempotency WHERE created_at < ?",
+                (before.astimezone(UTC).isoformat(),),
+            )
 
     def claim(self, key: str, fingerprint: str) -> tuple[str, str | None, Stored | None]:
         """("new", …) when this request may go ahead; otherwise the state, the

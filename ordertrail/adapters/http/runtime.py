@@ -7,9 +7,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from litestar.security.jwt import JWTAuth, Token
 
@@ -44,6 +45,7 @@ class Runtime:
     placer: PlacementBatcher | None = field(default=None)
     #: Makes the placement writers of the service's worker processes take turns.
     writer_lock: AdvisoryWriterLock | None = field(default=None)
+    janitor: Janitor | None = field(default=None)
 
     @classmethod
     def open(
@@ -78,6 +80,14 @@ class Runtime:
         self.read.start(idle_wait=0.2)
         self.followers = FollowerThread(self.ot.followers, interval=0.2)
         self.followers.start()
+        self.janitor = Janitor(self)
+        self.janitor.start()
+
+    def purge_idempotency_keys(self, now: datetime | None = None) -> int:
+        """Forget idempotency keys older than the retention (``Janitor`` calls it). Keys
+        are stamped with the wall clock when first used, so ``now`` is the wall clock."""
+        retention = timedelta(hours=self.settings.idempotency_retention_hours)
+        return self.idempotency.purge((now or datetime.now(UTC)) - retention)
 
     def place_order(
         self, command: PlaceOrder, ctx: CommandContext
@@ -95,6 +105,8 @@ class Runtime:
             self.writer_lock.close()
         if self.followers is not None:
             self.followers.stop()
+        if self.janitor is not None:
+            self.janitor.stop()
         self.read.close()
         self.ot.close()
 
@@ -120,3 +132,29 @@ def io_threads() -> int:
         return 64 if raw == "" else max(int(raw), 1)
     except ValueError:
         return 64
+
+
+class Janitor(threading.Thread):
+    """Purges expired idempotency keys now and then (every worker may: it is one DELETE)."""
+
+    def __init__(self, runtime: Runtime, interval: float = 600.0) -> None:
+        super().__init__(name="ordertrail-janitor", daemon=True)
+        self.runtime = runtime
+        self.interval = interval
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                purged = self.runtime.purge_idempotency_keys()
+            except Exception:
+                log.exception("purging idempotency keys failed; trying again later")
+            else:
+                if purged:
+                    log.info("purged %s idempotency keys", purged)
+            if self.stopping.wait(self.interval):
+                return
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=5)
