@@ -755,6 +755,9 @@ def api_env(url: str, *, payment_window: int = 7200) -> dict[str, str]:
         "ORDERTRAIL_ORDERS_PER_MINUTE": "100000000",
         "ORDERTRAIL_RUN_WORKERS": "0",
         "ORDERTRAIL_PAYMENT_WINDOW_SECONDS": str(payment_window),
+        # glibc keeps up to 8 arenas per core for the workers' ~70 threads and hands
+        # little back; docs/operations.md recommends 2 for the API.
+        "MALLOC_ARENA_MAX": "2",
     }
 
 
@@ -814,12 +817,39 @@ class LagSampler(threading.Thread):
         return out
 
 
-def start_projector(url: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([PY, __file__, "--role", "projector", "--url", url], cwd=str(ROOT))
+def start_projector(url: str) -> Projector:
+    """The read models and the process managers, each in a process of its own (as a
+    deployment would run them: ``ordertrail projections run``, ``ordertrail processes
+    run``), so that the expiry is not starved by the read models' threads."""
+    return Projector([
+        subprocess.Popen([PY, __file__, "--role", role, "--url", url], cwd=str(ROOT))
+        for role in ("projector", "processes")
+    ])
 
 
-def projector(url: str) -> None:
-    """Runs in its own process: the read models and the process managers."""
+@dataclass
+class Projector:
+    procs: list[subprocess.Popen[bytes]]
+
+    @property
+    def pid(self) -> int:
+        return self.procs[0].pid
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def terminate(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+
+    def wait(self, timeout: float) -> None:
+        for proc in self.procs:
+            proc.wait(timeout)
+
+
+def projector(url: str, role: str) -> None:
+    """Runs in its own process: the read models, or the process managers."""
     from ordertrail.adapters.bootstrap import open_ordertrail
     from ordertrail.adapters.read_models import ReadSide, read_store
     from ordertrail.adapters.settings import Settings
@@ -828,15 +858,18 @@ def projector(url: str) -> None:
 
     settings = Settings(database_url=url, config=Config(payment_window=timedelta(hours=2)))
     ot = open_ordertrail(settings, create_tables=False)
-    read = ReadSide.open(ot, read_store(settings))
-    read.start(idle_wait=0.02)
-    followers = FollowerThread(ot.followers, interval=0.5)
-    followers.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
-    followers.stop()
-    read.close()
+    if role == "projector":
+        read = ReadSide.open(ot, read_store(settings))
+        read.start(idle_wait=0.02)
+        stop.wait()
+        read.close()
+    else:
+        followers = FollowerThread(ot.followers, interval=0.5)
+        followers.start()
+        stop.wait()
+        followers.stop()
     ot.close()
 
 
@@ -951,8 +984,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--role", default="", help=argparse.SUPPRESS)
     parser.add_argument("--url", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.role == "projector":
-        projector(args.url)
+    if args.role in ("projector", "processes"):
+        projector(args.url, args.role)
         return 0
     for tool in ("wrk",):
         if shutil.which(tool) is None:
@@ -966,7 +999,7 @@ def main(argv: list[str] | None = None) -> int:
     c, d = args.concurrency, args.duration
     results: list[Result] = []
     profile_summary = ""
-    soak_memory: list[tuple[float, float]] = []
+    soak_memory: list[tuple[float, float, int]] = []
     load = LoadSampler()
     load.start()
     sweep: list[dict[str, Any]] = []
@@ -1055,9 +1088,9 @@ def main(argv: list[str] | None = None) -> int:
                 rss_before = rss_mib(api.workers())
                 sampler = LagSampler(url)
                 sampler.start()
-                cpu0 = cpu_split(cluster, api, {"projector": proj.pid})
+                cpu0 = cpu_split(cluster, api, {"projector": proj.pids[0], "processes": proj.pids[1]})
                 got, acked, statuses = flash_http(api, c, d, args.tail, args.hot_share, toks)
-                cpu1 = cpu_split(cluster, api, {"projector": proj.pid})
+                cpu1 = cpu_split(cluster, api, {"projector": proj.pids[0], "processes": proj.pids[1]})
                 time.sleep(1.5)
                 sampler.stopping.set()
                 sampler.join()
@@ -1099,7 +1132,8 @@ def main(argv: list[str] | None = None) -> int:
                                              "100", "-f", "raw", "-o", str(out_path)],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(1.0)
-                    others = {"projector": proj.pid, "py-spy": prof.pid}
+                    others = {"projector": proj.pids[0], "processes": proj.pids[1],
+                              "py-spy": prof.pid}
                     cpu0 = cpu_split(cluster, api, others)
                     got, acked, statuses = flash_http(api, c, d, args.tail, args.hot_share,
                                                       toks)
@@ -1143,13 +1177,15 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 flash_http(api, c, 2, args.tail, 0.0, toks)  # warm-up
                 rss0 = rss_mib(api.workers())
-                memory: list[tuple[float, float]] = [(0.0, rss0)]
+                # (seconds, RSS of the API workers, reservations held in the store)
+                memory: list[tuple[float, float, int]] = [(0.0, rss0, held_now(url))]
                 sampling = threading.Event()
 
                 def sample_memory() -> None:
                     t0 = time.monotonic()
                     while not sampling.wait(10.0):
-                        memory.append((time.monotonic() - t0, rss_mib(api.workers())))
+                        memory.append((time.monotonic() - t0, rss_mib(api.workers()),
+                                       held_now(url)))
 
                 sampler_thread = threading.Thread(target=sample_memory, daemon=True)
                 sampler_thread.start()
@@ -1157,14 +1193,15 @@ def main(argv: list[str] | None = None) -> int:
                 sampling.set()
                 sampler_thread.join()
                 rss1 = rss_mib(api.workers())
-                memory.append((got["seconds"], rss1))
+                memory.append((got["seconds"], rss1, held_now(url)))
                 r = Result(f"HTTP soak {args.soak:.0f} s (tail only, {window}-s payment window)",
                            "system", got["requests"], got["seconds"], got["p50"], got["p99"], c,
                            statuses.get("409", 0) + statuses.get("422", 0),
                            sum(v for k, v in statuses.items() if k.startswith("5")),
                            extra={"statuses": statuses, "rss_start_mib": rss0,
                                   "rss_end_mib": rss1,
-                                  "rss_max_mib": max(m for _, m in memory),
+                                  "rss_max_mib": max(m for _, m, _ in memory),
+                                  "held_max": max(h for _, _, h in memory),
                                   "rss_samples": len(memory)})
                 r.checks = check_store(url, acked)
                 results.append(r)
@@ -1345,18 +1382,38 @@ class LoadSampler(threading.Thread):
                 f"max {ordered[-1]:.1f} ({len(ordered)} samples, {os.cpu_count()} cores)")
 
 
-def plot_memory(memory: list[tuple[float, float]], path: str) -> None:
+def held_now(url: str) -> int:
+    """Reservations held in the store now (reserved minus released and shipped)."""
+    schema = re.search(r"schema=(\w+)", url)
+    assert schema is not None
+    with psycopg.connect(url.split("?", maxsplit=1)[0]) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE topic LIKE '%StockReserved')"
+            " - count(*) FILTER (WHERE topic LIKE '%ReservationReleased')"
+            f" FROM {schema.group(1)}.inventory_events").fetchone()
+    return int(row[0]) if row else 0
+
+
+def plot_memory(memory: list[Any], path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3))
-    ax.plot([t / 60 for t, _ in memory], [m for _, m in memory], ".-")
+    minutes = [sample[0] / 60 for sample in memory]
+    ax.plot(minutes, [sample[1] for sample in memory], ".-", label="RSS")
     ax.set_xlabel("minutes into the soak")
     ax.set_ylabel("API workers' RSS (MiB, together)")
     ax.set_ylim(bottom=0)
     ax.set_title("API worker memory during the soak")
+    if memory and len(memory[0]) > 2:
+        held = ax.twinx()
+        held.plot(minutes, [sample[2] for sample in memory], "x--", color="tab:orange",
+                  label="reservations held")
+        held.set_ylabel("reservations held (store)")
+        held.set_ylim(bottom=0)
+        fig.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
