@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from ordertrail.domain.ids import NAMESPACE
 from ordertrail.projections.store import ReadStore, Tx
 
+log = logging.getLogger(__name__)
 ASGIMessage = Any  # litestar's message TypedDicts are too narrow for hand-built ones
 HEADER = b"idempotency-key"
 _KEY = re.compile(rb"[\x21-\x7e]{1,255}")
@@ -228,16 +230,16 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replayed_receive, capturing_send)
         except BaseException:
-            await asyncio.to_thread(store.release, key)
+            await _after_response(store.release, key)
             raise
         status = int(captured["status"])
         if status >= 500 or status == 429:
-            await asyncio.to_thread(store.release, key)
+            await _after_response(store.release, key)
         else:
             stored = Stored(
                 status, captured["headers"], base64.b64encode(captured["body"]).decode()
             )
-            await asyncio.to_thread(store.complete, key, stored)
+            await _after_response(store.complete, key, stored)
 
     async def _send_problem(self, send: Send, status: int, code: str, detail: str) -> None:
         body = self.problem(status, code, detail)
@@ -246,6 +248,17 @@ class IdempotencyMiddleware:
             (b"content-length", str(len(body)).encode()),
         ]
         await _send_response(send, status, headers, body)
+
+
+async def _after_response(action: Callable[..., None], *args: Any) -> None:
+    """Book-keeping once the response is on its way: if the store fails now (it is
+    restarting), the client already has its answer. A key left ``in_progress`` is
+    taken over after ``STALE_AFTER``, and a retry runs the same command id, which the
+    domain's receipts answer, so nothing is done twice."""
+    try:
+        await asyncio.to_thread(action, *args)
+    except Exception as error:
+        log.warning("idempotency store: %s failed after the response: %s", action.__name__, error)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -12,7 +12,10 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import eventsourcing.persistence
 import msgspec
+import psycopg
+import psycopg_pool
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
@@ -25,6 +28,15 @@ from litestar.plugins.problem_details import (
 from ordertrail.domain.errors import DomainError, ErrorKind
 
 log = logging.getLogger(__name__)
+
+#: Errors that mean the database is unreachable or restarting (answered 503, not 500).
+OUTAGES: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg_pool.PoolTimeout,
+    eventsourcing.persistence.OperationalError,
+    eventsourcing.persistence.InterfaceError,
+)
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://ordertrail.dev/problems/"
@@ -148,7 +160,30 @@ def from_http_exception(error: HTTPException) -> ProblemDetailsException:
     )
 
 
+def store_outage(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is the database being unreachable or
+    restarting, rather than a fault of ours: the request may simply be sent again."""
+    seen: BaseException | None = error
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, OUTAGES):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def internal_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    if store_outage(error):
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, error)
+        return problem(
+            503,
+            "store.unavailable",
+            "Service unavailable",
+            "The store cannot be reached just now; send the request again "
+            "(with the same Idempotency-Key).",
+            headers={"Retry-After": "1"},
+        ).to_response(request)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
     return problem(
         500,
