@@ -15,6 +15,7 @@ from ordertrail.adapters.demo import SimulatedClock, fresh_demo_dir, run_scenari
 from ordertrail.adapters.read_models import READ_MODELS, ReadSide, format_status, read_store
 from ordertrail.adapters.serve import add_serve_command
 from ordertrail.adapters.settings import Settings
+from ordertrail.application.followers import FollowerThreads, format_followers
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -66,6 +67,28 @@ def _projections(args: argparse.Namespace) -> int:
     return 0
 
 
+def _processes(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with open_ordertrail(settings) as ot:
+        if args.action == "status":
+            print(format_followers(ot.followers))
+            return 0
+        stopping = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+        runner = FollowerThreads(ot.followers, interval=args.interval)
+        runner.start()
+        names = ", ".join(follower.name for follower in ot.followers)
+        print(f"running {names}; Ctrl-C to stop", flush=True)
+        try:
+            while not stopping.wait(5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            runner.stop()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ordertrail", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--database-url", default="", help="the store (default: ORDERTRAIL_DATABASE_URL)"
     )
     projections.set_defaults(run=_projections)
+
+    processes = commands.add_parser(
+        "processes",
+        help="run the process managers (order expiry, stock release, fulfilment, "
+        "after-sales) on their own, or show their positions",
+    )
+    processes.add_argument("action", choices=("run", "status"))
+    processes.add_argument(
+        "--interval", type=float, default=0.5, help="seconds between polls when idle"
+    )
+    processes.add_argument(
+        "--database-url", default="", help="the store (default: ORDERTRAIL_DATABASE_URL)"
+    )
+    processes.set_defaults(run=_processes)
     add_audit_commands(commands)
     add_serve_command(commands)
     return parser

@@ -124,7 +124,8 @@ class FollowerThread(threading.Thread):
     """Runs followers in a loop until stopped; logs and retries after a failure."""
 
     def __init__(self, followers: Sequence[Follower], interval: float = 0.5) -> None:
-        super().__init__(name="ordertrail-followers", daemon=True)
+        names = ",".join(follower.name for follower in followers)
+        super().__init__(name=f"ordertrail-followers[{names}]", daemon=True)
         self.followers = followers
         self.interval = interval
         self.stopping = threading.Event()
@@ -143,3 +144,44 @@ class FollowerThread(threading.Thread):
     def stop(self) -> None:
         self.stopping.set()
         self.join(timeout=10)
+
+
+class FollowerThreads:
+    """One ``FollowerThread`` per follower. Most of a follower's time is round trips to
+    the store; in one thread they queue behind each other (under a flash sale the
+    placement reaper's check of every reservation delayed the expiry of unpaid orders),
+    in a thread each they overlap. Followers are idempotent and keep their own
+    positions, so running them side by side is safe; a conflict between two of them on
+    one aggregate is retried like any other."""
+
+    def __init__(self, followers: Sequence[Follower], interval: float = 0.5) -> None:
+        self.threads = [FollowerThread([follower], interval) for follower in followers]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self) -> None:
+        for thread in self.threads:
+            thread.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+def format_followers(followers: Sequence[Follower]) -> str:
+    """One line per process manager: its position in its source's log and the head."""
+    rows = [("PROCESS", "SOURCE", "POSITION", "HEAD")]
+    for follower in followers:
+        rows.append(
+            (
+                follower.name,
+                follower.source.name,
+                str(follower.position()),
+                str(follower.source.head()),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )

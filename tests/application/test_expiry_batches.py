@@ -5,6 +5,8 @@ releaser, and against placements writing the same stock records."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -14,10 +16,10 @@ import pytest
 
 from ordertrail.application.context import CommandContext
 from ordertrail.application.expiry import expire_orders
-from ordertrail.application.followers import event_ref
+from ordertrail.application.followers import FollowerThreads, event_ref
 from ordertrail.application.ordering import CancelOrder, ExpireOrder
 from ordertrail.application.orders import CapturePayment
-from ordertrail.application.processes import OrderExpiry, StockReleaser
+from ordertrail.application.processes import OrderExpiry, PlacementReaper, StockReleaser
 from ordertrail.application.system import Ordertrail
 from ordertrail.domain import OrderStatus, ids
 from ordertrail.domain.inventory import ReleaseReason
@@ -216,3 +218,34 @@ def test_a_release_that_meets_a_concurrent_writer_saves_the_untouched_records_to
     assert outcomes == ["other writer", "saved:1", "conflict:8", "saved:4", "saved:4"]
     for n in range(8):
         assert shop.inventory.stock_level(f"TAIL-{n}").reserved == (1 if n == 5 else 0)
+
+
+def test_a_slow_process_manager_does_not_hold_up_the_expiry(
+    shop: Ordertrail, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each process manager has its own thread: while the placement reaper is stuck in
+    a long page, unpaid orders still expire and give their stock back."""
+    [order_id] = place(shop, 1)
+    clock.advance(shop.config.payment_window + timedelta(seconds=1))
+    reaper = next(f for f in shop.followers if isinstance(f, PlacementReaper))
+    stuck, release = threading.Event(), threading.Event()
+
+    def long_page() -> int:
+        stuck.set()
+        release.wait(30)
+        return 0
+
+    monkeypatch.setattr(reaper, "run_once", long_page)
+    threads = FollowerThreads(shop.followers, interval=0.05)
+    threads.start()
+    try:
+        assert stuck.wait(10)
+        deadline = time.monotonic() + 20
+        while shop.inventory.stock_level("HOT-1").reserved:
+            assert time.monotonic() < deadline, "the expiry waited for the reaper"
+            time.sleep(0.05)
+        assert shop.orders.order(order_id).status is OrderStatus.EXPIRED
+        assert not release.is_set()  # the reaper is still in its page
+    finally:
+        release.set()
+        threads.stop()

@@ -23,7 +23,7 @@ from ordertrail.adapters.read_models import ReadSide, read_store
 from ordertrail.adapters.writer_lock import AdvisoryWriterLock, placement_writer_lock
 from ordertrail.application.batching import DEFAULT_MAX_BATCH, PlacementBatcher
 from ordertrail.application.context import Clock, CommandContext, system_clock
-from ordertrail.application.followers import FollowerThread
+from ordertrail.application.followers import FollowerThreads
 from ordertrail.application.ordering import PlaceOrder
 from ordertrail.application.orders import OrderSnapshot
 from ordertrail.application.receipts import Accepted
@@ -40,7 +40,7 @@ class Runtime:
     read: ReadSide
     idempotency: IdempotencyStore
     auth: JWTAuth[Principal, Token]
-    followers: FollowerThread | None = field(default=None)
+    followers: FollowerThreads | None = field(default=None)
     #: Group commit for order placement (None: one transaction per order).
     placer: PlacementBatcher | None = field(default=None)
     #: Makes the placement writers of the service's worker processes take turns.
@@ -78,7 +78,7 @@ class Runtime:
         if not self.settings.run_workers:
             return
         self.read.start(idle_wait=0.2)
-        self.followers = FollowerThread(self.ot.followers, interval=0.2)
+        self.followers = FollowerThreads(self.ot.followers, interval=0.2)
         self.followers.start()
         self.janitor = Janitor(self)
         self.janitor.start()
