@@ -70,6 +70,8 @@ ADDRESS = {
     "country": "CN",
 }
 PY = sys.executable
+#: Environment of the API workers set from the command line (``--malloc-arena-max``).
+API_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 
 # --- shared shapes ------------------------------------------------------------------------
@@ -756,8 +758,8 @@ def api_env(url: str, *, payment_window: int = 7200) -> dict[str, str]:
         "ORDERTRAIL_RUN_WORKERS": "0",
         "ORDERTRAIL_PAYMENT_WINDOW_SECONDS": str(payment_window),
         # glibc keeps up to 8 arenas per core for the workers' ~70 threads and hands
-        # little back; docs/operations.md recommends 2 for the API.
-        "MALLOC_ARENA_MAX": "2",
+        # little back; docs/operations.md recommends 2 for the API ("" leaves glibc's).
+        **{name: value for name, value in API_ENV.items() if value},
     }
 
 
@@ -853,7 +855,7 @@ def projector(url: str, role: str) -> None:
     from ordertrail.adapters.bootstrap import open_ordertrail
     from ordertrail.adapters.read_models import ReadSide, read_store
     from ordertrail.adapters.settings import Settings
-    from ordertrail.application.followers import FollowerThread
+    from ordertrail.application.followers import FollowerThreads
     from ordertrail.application.system import Config
 
     settings = Settings(database_url=url, config=Config(payment_window=timedelta(hours=2)))
@@ -866,7 +868,7 @@ def projector(url: str, role: str) -> None:
         stop.wait()
         read.close()
     else:
-        followers = FollowerThread(ot.followers, interval=0.5)
+        followers = FollowerThreads(ot.followers, interval=0.5)
         followers.start()
         stop.wait()
         followers.stop()
@@ -975,6 +977,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", default="8,16,32,64,128")
     parser.add_argument("--faults", action="store_true")
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of HTTP soak")
+    parser.add_argument("--malloc-arena-max", default="2",
+                        help="MALLOC_ARENA_MAX of the API workers ('' for glibc's default)")
     parser.add_argument("--soak-payment-window", type=float, default=60.0,
                         help="seconds before the soak's unpaid orders expire")
     parser.add_argument("--plot", default="")
@@ -984,6 +988,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--role", default="", help=argparse.SUPPRESS)
     parser.add_argument("--url", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    API_ENV["MALLOC_ARENA_MAX"] = args.malloc_arena_max
     if args.role in ("projector", "processes"):
         projector(args.url, args.role)
         return 0
