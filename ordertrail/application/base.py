@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import groupby
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
 import msgspec
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError
 from eventsourcing.utils import Environment
@@ -36,6 +37,8 @@ T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
 
 DEFAULT_MAX_ATTEMPTS = 30
+#: Aggregates read per query by ``OrdertrailApplication.find_many_as``.
+MANY_PER_QUERY = 500
 
 
 @dataclass
@@ -97,6 +100,32 @@ class OrdertrailApplication(Application[UUID]):
     def find_as(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         found = self.find(aggregate_id)
         return found if isinstance(found, kind) else None
+
+    def find_many_as(self, aggregate_ids: Iterable[UUID], kind: type[A]) -> dict[UUID, A]:
+        """The current state of many aggregates of one kind (those that exist), read in
+        one query per ``MANY_PER_QUERY`` where the recorder can (``select_events_of_many``:
+        the chained SQLite and PostgreSQL recorders), else one by one. Meant for
+        aggregates with short histories (orders), read by process managers that handle a
+        page of events at a time: one round trip instead of one per aggregate. It does not
+        go through the aggregate cache (a cached aggregate would cost a round trip each to
+        fast-forward); what it returns is the caller's own copy to change and save."""
+        ids = list(dict.fromkeys(aggregate_ids))
+        select = getattr(self.recorder, "select_events_of_many", None)
+        if select is None or self.repository.snapshot_store is not None:
+            found = ((i, self.find_as(i, kind)) for i in ids)
+            return {i: a for i, a in found if a is not None}
+        result: dict[UUID, A] = {}
+        for start in range(0, len(ids), MANY_PER_QUERY):
+            try:
+                stored = select(ids[start : start + MANY_PER_QUERY])
+            except PersistenceError as error:
+                raise StoreUnavailable(f"{self.name} store unavailable: {error}") from error
+            for aggregate_id, records in groupby(stored, key=lambda r: r.originator_id):
+                events = [self.mapper.to_domain_event(r) for r in records]
+                aggregate: object = project_aggregate(None, events)
+                if isinstance(aggregate, kind):
+                    result[aggregate_id] = aggregate
+        return result
 
     def head(self) -> int:
         """The notification id of the newest event in this application's log."""

@@ -4,10 +4,11 @@ During a sale thousands of orders are placed a minute and many are never paid. O
 ``Ordering.expire_order`` per order costs about eight round trips (its receipt, the
 order, two transactions, the order again, each stock record); at flash-sale rates the
 expiry fell behind placement and unpaid orders kept their stock long after their
-deadline. Here a page of due orders is read once and expired in one orders transaction
-(each with the receipt ``expire_order`` would record, so a later ``expire_order`` with
-the same command id replays it); the stock releaser, which follows ``Order.Expired``,
-then releases their stock a page at a time too, in one inventory transaction.
+deadline. Here a page of due orders is read in one query (``find_many_as``) and
+expired in one orders transaction (each with the receipt ``expire_order`` would record,
+so a later ``expire_order`` with the same command id replays it); the stock releaser,
+which follows ``Order.Expired``, then releases their stock a page at a time too: the
+orders in one query, the stock in one inventory transaction.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def expire_orders(ordering: Ordering, due: Sequence[tuple[UUID, CommandContext]]
     now = orders.clock()
     expired = 0
     records: list[Aggregate] = []
+    found = orders.find_many_as((order_id for order_id, _ in due), Order)
     for order_id, ctx in due:
-        order = orders.find_as(order_id, Order)
+        order = found.get(order_id)
         if order is None or order.status is not OrderStatus.AWAITING_PAYMENT:
             continue
         try:
@@ -81,12 +83,13 @@ def expire_orders(ordering: Ordering, due: Sequence[tuple[UUID, CommandContext]]
 def release_stock_of_orders(
     ordering: Ordering, orders: Sequence[tuple[UUID, ReleaseReason, EventMeta]]
 ) -> None:
-    """``Ordering.release_stock_of`` for many orders (id, reason, meta): each order and
-    each stock record read once, one inventory transaction per reason."""
+    """``Ordering.release_stock_of`` for many orders (id, reason, meta): the orders read
+    in one query, each stock record once, one inventory transaction per reason."""
     by_reason: dict[ReleaseReason, dict[UUID, list[UUID]]] = {}
     metas: dict[UUID, EventMeta] = {}
+    found = ordering.orders.find_many_as((order_id for order_id, _, _ in orders), Order)
     for order_id, reason, meta in orders:
-        order = ordering.orders.find_as(order_id, Order)
+        order = found.get(order_id)
         if order is None:
             continue
         by_reason.setdefault(reason, {})[order_id] = order_item_ids(order)

@@ -271,6 +271,28 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             c.execute(self.log_stop_statement)
             return int(c.fetchone()[0] or 0)
 
+    def select_events_of_many(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
+        """Every event of the given aggregates, in one query, ordered by aggregate and
+        version (``OrdertrailApplication.find_many``)."""
+        keys = [i.hex if isinstance(i, UUID) else i for i in originator_ids]
+        if not keys:
+            return []
+        statement = (
+            f"SELECT * FROM {self.events_table_name} WHERE originator_id IN "
+            f"({','.join('?' * len(keys))}) ORDER BY originator_id, originator_version"
+        )
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, keys)
+            return [
+                StoredEvent(
+                    originator_id=self.convert_originator_id(r["originator_id"]),
+                    originator_version=r["originator_version"],
+                    topic=r["topic"],
+                    state=r["state"],
+                )
+                for r in c.fetchall()
+            ]
+
     def select_links(self, originator_id: UUID | str) -> list[Link]:
         key = originator_id.hex if isinstance(originator_id, UUID) else originator_id
         with self.datastore.transaction(commit=False) as c:
@@ -483,6 +505,27 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
             curs.execute(self.log_stop_statement)
             row = curs.fetchone()
             return int(row["stop"] or 0) if row is not None else 0
+
+    def select_events_of_many(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
+        """Every event of the given aggregates, in one query, ordered by aggregate and
+        version (``OrdertrailApplication.find_many``)."""
+        if not originator_ids:
+            return []
+        statement = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {}.{}"
+            " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (list(originator_ids),))
+            return [
+                StoredEvent(
+                    originator_id=r["originator_id"],
+                    originator_version=r["originator_version"],
+                    topic=r["topic"],
+                    state=bytes(r["state"]),
+                )
+                for r in curs.fetchall()
+            ]
 
     def select_links(self, originator_id: UUID | str) -> list[Link]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
