@@ -81,10 +81,13 @@ def expire_orders(ordering: Ordering, due: Sequence[tuple[UUID, CommandContext]]
 
 
 def release_stock_of_orders(
-    ordering: Ordering, orders: Sequence[tuple[UUID, ReleaseReason, EventMeta]]
+    ordering: Ordering,
+    orders: Sequence[tuple[UUID, ReleaseReason, EventMeta]],
+    known: dict[UUID, Aggregate] | None = None,
 ) -> None:
     """``Ordering.release_stock_of`` for many orders (id, reason, meta): the orders read
-    in one query, each stock record once, one inventory transaction per reason."""
+    in one query, each stock record once (all in one query with ``known``, the caller's
+    copies of stock records kept between calls), one inventory transaction per reason."""
     by_reason: dict[ReleaseReason, dict[UUID, list[UUID]]] = {}
     metas: dict[UUID, EventMeta] = {}
     found = ordering.orders.find_many_as((order_id for order_id, _, _ in orders), Order)
@@ -95,4 +98,4 @@ def release_stock_of_orders(
         by_reason.setdefault(reason, {})[order_id] = order_item_ids(order)
         metas[order_id] = meta
     for reason, holds in by_reason.items():
-        ordering.inventory.release_for_orders(holds, reason, metas.__getitem__)
+        ordering.inventory.release_for_orders(holds, reason, metas.__getitem__, known)

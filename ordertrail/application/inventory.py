@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from ordertrail.application.base import (
@@ -135,12 +136,14 @@ class InventoryApplication(OrdertrailApplication):
         holds: Mapping[UUID, Iterable[UUID]],
         reason: ReleaseReason,
         meta_of: Callable[[UUID], EventMeta],
+        known: dict[UUID, Aggregate] | None = None,
     ) -> int | None:
         """``release_for_order`` for many orders at once (``holds``: order id -> item
         ids): each item is read once and all are saved in one transaction. Should that
-        keep conflicting (a hot item a placement writer saves every few milliseconds),
-        each item is released in a transaction of its own. Idempotent; returns the last
-        position, or None if there was nothing to release."""
+        conflict (a placement writer saved one of the items meanwhile), each half of the
+        items is released on its own. With ``known`` (the caller's copies of stock
+        records, kept between calls: ``catch_up_many``), the items are read in one query.
+        Idempotent; returns the last position, or None if there was nothing to release."""
         by_item: dict[UUID, list[UUID]] = {}
         for order_id, item_ids in holds.items():
             for item_id in dict.fromkeys(item_ids):
@@ -154,24 +157,28 @@ class InventoryApplication(OrdertrailApplication):
             return any(released)
 
         return self._update_in_halves(
-            list(by_item), release, f"release the stock of {len(holds)} orders"
+            list(by_item), release, f"release the stock of {len(holds)} orders", known
         )
 
     def _update_in_halves(
-        self, item_ids: list[UUID], change: Callable[[InventoryItem, datetime], bool], what: str
+        self,
+        item_ids: list[UUID],
+        change: Callable[[InventoryItem, datetime], bool],
+        what: str,
+        known: dict[UUID, Aggregate] | None,
     ) -> int | None:
         """``update_items`` for many items that others keep writing (placement writers
         save a stream of reservations): one try for all of them; on a conflict, each half
         on its own, so that the records nobody touched are saved together and only the
         contended ones are read again. The single contended record gets every retry."""
         if len(item_ids) == 1:
-            return self.update_items(item_ids, change, what)
+            return self.update_items(item_ids, change, what, known=known)
         try:
-            return self.update_items(item_ids, change, what, attempts=1)
+            return self.update_items(item_ids, change, what, attempts=1, known=known)
         except ConcurrencyConflict:
             middle = len(item_ids) // 2
             positions = [
-                self._update_in_halves(half, change, what)
+                self._update_in_halves(half, change, what, known)
                 for half in (item_ids[:middle], item_ids[middle:])
             ]
             return max((p for p in positions if p is not None), default=None)
@@ -235,25 +242,34 @@ class InventoryApplication(OrdertrailApplication):
         change: Callable[[InventoryItem, datetime], bool],
         what: str,
         attempts: int | None = None,
+        known: dict[UUID, Aggregate] | None = None,
     ) -> int | None:
         """Apply an idempotent change to several items and save them in one transaction,
         deciding again on a version conflict (up to ``attempts`` times, the application's
         ``max_attempts`` by default). Returns the position, or None if nothing changed.
-        Items that do not exist are skipped."""
+        Items that do not exist are skipped. With ``known`` (the caller's own copies of
+        stock records, see ``catch_up_many``) the items are read in one query, and the
+        saved ones are kept there."""
         unique_ids = list(dict.fromkeys(item_ids))
         tries = self.max_attempts if attempts is None else attempts
         for attempt in range(tries):
             now = self.clock()
-            changed = []
-            for item_id in unique_ids:
-                item = self.find_as(item_id, InventoryItem)
-                if item is not None and change(item, now):
-                    changed.append(item)
+            if known is None:
+                found: list[Aggregate | None] = [self.find(i) for i in unique_ids]
+            else:
+                found = self.catch_up_many(known, unique_ids)
+            changed = [
+                item for item in found if isinstance(item, InventoryItem) and change(item, now)
+            ]
             if not changed:
                 return None
             try:
-                return self.save_all(changed)
+                position = self.save_all(changed)
             except IntegrityError:
                 if attempt + 1 < tries:
                     backoff(attempt)
+                continue
+            if known is not None:
+                known.update((item.id, item) for item in changed)
+            return position
         raise ConcurrencyConflict(f"could not {what}: stock kept changing", what=what)

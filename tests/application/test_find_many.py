@@ -139,3 +139,58 @@ def test_a_recorder_without_bulk_reads_is_read_one_by_one(tmp_path: Any) -> None
         placed = place(ot, 3)
         found = ot.orders.find_many_as([*placed, uuid4()], Order)
         assert sorted(found) == sorted(placed)
+
+
+def test_catch_up_many_reads_only_what_others_wrote_since(shop: Ordertrail) -> None:
+    from ordertrail.application.inventory import ReceiveStock
+    from ordertrail.domain.inventory import InventoryItem
+
+    stocked_product(shop, "TEA-2", 30, 5)
+    items = [ids.inventory_item_id(sku, "main") for sku in ("TEA-1", "TEA-2")]
+    known: dict[UUID, Any] = {}
+    first = shop.inventory.catch_up_many(known, [*items, uuid4()])
+    assert first[2] is None
+    assert [i.version for i in first if i is not None] == [known[i].version for i in items]
+    first[0].on_hand = -1  # a copy: the caller's own
+    assert known[items[0]].on_hand == 1_000
+
+    shop.inventory.receive_stock(ReceiveStock("TEA-2", 7), staff())  # another writer
+    after: list[list[int]] = []
+    original = shop.inventory.recorder.select_events_of_many
+
+    def spy(originator_ids: Any, versions: Any) -> Any:
+        after.append(list(versions))
+        return original(originator_ids, versions)
+
+    shop.inventory.recorder.select_events_of_many = spy
+    again = shop.inventory.catch_up_many(known, items)
+    assert after == [[known[items[0]].version, known[items[1]].version - 1]]
+    fresh = shop.inventory.find_as(items[1], InventoryItem)
+    assert fresh is not None
+    assert again[1] is not None
+    assert (
+        (again[1].version, again[1].on_hand)
+        == (fresh.version, fresh.on_hand)
+        == (
+            fresh.version,
+            12,
+        )
+    )
+
+
+def test_update_items_with_known_copies_decides_on_fresh_stock(shop: Ordertrail) -> None:
+    from ordertrail.application.inventory import ReceiveStock
+    from ordertrail.domain.inventory import InventoryItem
+
+    item_id = ids.inventory_item_id("TEA-1", "main")
+    known: dict[UUID, Any] = {}
+    shop.inventory.catch_up_many(known, [item_id])
+    shop.inventory.receive_stock(ReceiveStock("TEA-1", 3), staff())  # known is stale now
+    seen: list[int] = []
+
+    def note(item: InventoryItem, now: Any) -> bool:
+        seen.append(item.on_hand)
+        return False
+
+    assert shop.inventory.update_items([item_id], note, "look", known=known) is None
+    assert seen == [1_003]  # caught up before deciding: no conflict, no retry

@@ -271,18 +271,24 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             c.execute(self.log_stop_statement)
             return int(c.fetchone()[0] or 0)
 
-    def select_events_of_many(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
-        """Every event of the given aggregates, in one query, ordered by aggregate and
-        version (``OrdertrailApplication.find_many``)."""
-        keys = [i.hex if isinstance(i, UUID) else i for i in originator_ids]
-        if not keys:
+    def select_events_of_many(
+        self, originator_ids: Sequence[UUID], after: Sequence[int] | None = None
+    ) -> list[StoredEvent]:
+        """The events of the given aggregates (those after ``after[i]`` for the i-th,
+        all of them without ``after``) in one query, ordered by aggregate and version
+        (``OrdertrailApplication.find_many_as`` and ``catch_up_many``)."""
+        if not originator_ids:
             return []
+        params: list[Any] = []
+        for index, originator_id in enumerate(originator_ids):
+            params += [originator_id.hex, after[index] if after else 0]
+        where = " OR ".join(["(originator_id=? AND originator_version>?)"] * len(originator_ids))
         statement = (
-            f"SELECT * FROM {self.events_table_name} WHERE originator_id IN "
-            f"({','.join('?' * len(keys))}) ORDER BY originator_id, originator_version"
+            f"SELECT * FROM {self.events_table_name} WHERE {where}"
+            " ORDER BY originator_id, originator_version"
         )
         with self.datastore.transaction(commit=False) as c:
-            c.execute(statement, keys)
+            c.execute(statement, params)
             return [
                 StoredEvent(
                     originator_id=self.convert_originator_id(r["originator_id"]),
@@ -506,17 +512,23 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
             row = curs.fetchone()
             return int(row["stop"] or 0) if row is not None else 0
 
-    def select_events_of_many(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
-        """Every event of the given aggregates, in one query, ordered by aggregate and
-        version (``OrdertrailApplication.find_many``)."""
+    def select_events_of_many(
+        self, originator_ids: Sequence[UUID], after: Sequence[int] | None = None
+    ) -> list[StoredEvent]:
+        """The events of the given aggregates (those after ``after[i]`` for the i-th,
+        all of them without ``after``) in one query, ordered by aggregate and version
+        (``OrdertrailApplication.find_many_as`` and ``catch_up_many``)."""
         if not originator_ids:
             return []
         statement = SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {}.{}"
-            " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state"
+            " FROM unnest(%s::uuid[], %s::bigint[]) AS k(id, after)"
+            " JOIN {}.{} e ON e.originator_id = k.id AND e.originator_version > k.after"
+            " ORDER BY e.originator_id, e.originator_version"
         ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
+        versions = list(after) if after else [0] * len(originator_ids)
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, (list(originator_ids),))
+            curs.execute(statement, (list(originator_ids), versions))
             return [
                 StoredEvent(
                     originator_id=r["originator_id"],
