@@ -13,7 +13,6 @@ from itertools import groupby
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
-import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError
@@ -32,7 +31,7 @@ from ordertrail.application.receipts import (
     fingerprint,
     receipt_id,
 )
-from ordertrail.application.serialization import MsgspecMapper, encode_json
+from ordertrail.application.serialization import MsgspecMapper, decode_json_as, encode_json
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
@@ -215,7 +214,7 @@ class OrdertrailApplication(Application[UUID]):
                 f"{receipt.command_name} command",
                 command_id=str(command_id),
             )
-        value = msgspec.json.decode(receipt.outcome, type=result_type)
+        value = decode_json_as(receipt.outcome, result_type)
         return Accepted(value, {self.name: self.head()}, replayed=True)
 
     def update(

@@ -9,8 +9,10 @@ a field's type never changes; anything else is an upcast (``class_version``).
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import msgspec
 from eventsourcing.domain import DomainEventProtocol
@@ -19,6 +21,36 @@ from eventsourcing.utils import get_topic, resolve_topic
 
 _encoder = msgspec.json.Encoder(order="deterministic")
 _decoder = msgspec.json.Decoder()
+T = TypeVar("T")
+
+# msgspec builds a type's conversion info the first time it converts to (or decodes as)
+# that type, calling back into Python to read its annotations; another thread converting
+# to the same type meanwhile can find the info half-built and crash the whole process
+# with a segmentation fault (msgspec 0.22 on CPython 3.11: reproduced by
+# tests/application/test_serialization_threads.py, and seen in a worker process of the
+# concurrent-placement test). First conversions per type therefore take turns; once a
+# type's info is complete, conversions run concurrently as before.
+_ready: set[object] = set()
+_first_use = threading.Lock()
+
+
+def _typed(kind: object, work: Callable[[], T]) -> T:
+    if kind in _ready:
+        return work()
+    with _first_use:
+        result = work()
+        _ready.add(kind)
+    return result
+
+
+def convert(value: object, kind: type[T]) -> T:
+    """``msgspec.convert``, safe for a type's first use from several threads."""
+    return _typed(kind, lambda: msgspec.convert(value, kind))
+
+
+def decode_json_as(data: bytes, kind: type[T]) -> T:
+    """``msgspec.json.decode`` into ``kind``, safe for its first use from several threads."""
+    return _typed(kind, lambda: msgspec.json.decode(data, type=kind))
 
 
 def encode_json(value: object) -> bytes:
@@ -73,7 +105,7 @@ class MsgspecMapper(Mapper[Any]):
             while from_version < class_version:
                 getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(event_state)
                 from_version += 1
-            return cast("DomainEventProtocol[Any]", msgspec.convert(event_state, cls))
+            return cast("DomainEventProtocol[Any]", convert(event_state, cls))
         except (msgspec.MsgspecError, ValueError, TypeError, KeyError) as error:
             msg = (
                 f"cannot decode stored event {stored_event.topic} "

@@ -24,6 +24,7 @@ from tests.support.builders import customer, order_of, stocked_product
 
 STOCK = 40
 PROCESSES = 4
+CHILDREN_TIMEOUT = 300  # seconds
 THREADS = 8
 ORDERS_PER_THREAD = 4  # 128 attempts on the hot SKU for 40 units, plus the tail
 
@@ -78,9 +79,11 @@ def test_batching_processes_never_oversell_a_hot_sku(
 
     context = multiprocessing.get_context("spawn")
     with context.Pool(PROCESSES) as pool:
-        results = pool.starmap(
+        # A child that dies (a crash, not an exception) loses its task: wait boundedly,
+        # so that the test fails instead of hanging the suite.
+        results = pool.starmap_async(
             place_many, [(postgres_schema_url, w, take_turns) for w in range(PROCESSES)]
-        )
+        ).get(timeout=CHILDREN_TIMEOUT)
 
     placed = [UUID(order_id) for ids_, _, _, _ in results for order_id in ids_]
     refused = Counter(code for _, codes, _, _ in results for code in codes)

@@ -18,6 +18,7 @@ from tests.support.builders import customer, order_of, stocked_product
 
 STOCK = 40
 PROCESSES = 6
+CHILDREN_TIMEOUT = 300  # seconds
 ORDERS_PER_PROCESS = 12  # 72 attempts for 40 units
 
 
@@ -47,7 +48,11 @@ def test_concurrent_processes_never_oversell_a_hot_sku(postgres_schema_url: str)
 
     context = multiprocessing.get_context("spawn")
     with context.Pool(PROCESSES) as pool:
-        results = pool.starmap(place_many, [(postgres_schema_url, w) for w in range(PROCESSES)])
+        # A child that dies (a crash, not an exception) loses its task: wait boundedly,
+        # so that the test fails instead of hanging the suite.
+        results = pool.starmap_async(
+            place_many, [(postgres_schema_url, w) for w in range(PROCESSES)]
+        ).get(timeout=CHILDREN_TIMEOUT)
 
     placed = [UUID(order_id) for ids_, _ in results for order_id in ids_]
     refused = Counter(code for _, codes in results for code in codes)

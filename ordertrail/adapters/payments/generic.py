@@ -34,6 +34,7 @@ from msgspec import Meta
 
 from ordertrail.adapters.payments.errors import PaymentSignatureInvalid, invalid
 from ordertrail.adapters.payments.settlement import NoticeAction, PaymentNotice
+from ordertrail.application.serialization import decode_json_as
 from ordertrail.domain.errors import DomainError
 from ordertrail.domain.money import MAX_MINOR_UNITS, Money
 
@@ -126,7 +127,7 @@ def parse(body: bytes) -> GenericEvent:
     if len(body) > MAX_BODY_BYTES:
         invalid(f"a callback is at most {MAX_BODY_BYTES} bytes", size=len(body))
     try:
-        event = msgspec.json.decode(bytes(body), type=_Event)
+        event = decode_json_as(bytes(body), _Event)
     except (msgspec.MsgspecError, RecursionError) as error:
         invalid(f"the callback is not a payment event: {str(error)[:200]}")
     try:

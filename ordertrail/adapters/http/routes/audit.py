@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-import msgspec
 from litestar import Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import ClientException
@@ -28,6 +27,7 @@ from ordertrail.adapters.http.auth import Role, requires
 from ordertrail.adapters.http.routes.common import runtime_of
 from ordertrail.adapters.http.schemas import Reply
 from ordertrail.adapters.read_models import READ_MODELS
+from ordertrail.application.serialization import convert
 
 auditors_only = requires(Role.AUDITOR)
 
@@ -346,7 +346,7 @@ def replay_verification(
         aggregates=aggregates,
         wait_seconds=wait_seconds,
     )
-    return Response(msgspec.convert(report.to_json(), ReplayReply))
+    return Response(convert(report.to_json(), ReplayReply))
 
 
 ROUTES = [history, order_at, aggregate, replay_verification]
