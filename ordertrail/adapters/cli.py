@@ -6,7 +6,7 @@ import argparse
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from ordertrail.adapters.audit.commands import add_audit_commands
@@ -53,15 +53,7 @@ def _projections(args: argparse.Namespace) -> int:
                     count = worker.rebuild()
                     print(f"{name}: rebuilt from {count} events")
             else:
-                stopping = threading.Event()
-                signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-                side.start()
-                print(f"running {', '.join(side.workers)}; Ctrl-C to stop", flush=True)
-                try:
-                    while not stopping.wait(5):
-                        pass
-                except KeyboardInterrupt:
-                    pass
+                _run_until_stopped(side.start, side.workers)
         finally:
             side.close()
     return 0
@@ -73,20 +65,25 @@ def _processes(args: argparse.Namespace) -> int:
         if args.action == "status":
             print(format_followers(ot.followers))
             return 0
-        stopping = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
         runner = FollowerThreads(ot.followers, interval=args.interval)
-        runner.start()
-        names = ", ".join(follower.name for follower in ot.followers)
-        print(f"running {names}; Ctrl-C to stop", flush=True)
         try:
-            while not stopping.wait(5):
-                pass
-        except KeyboardInterrupt:
-            pass
+            _run_until_stopped(runner.start, [follower.name for follower in ot.followers])
         finally:
             runner.stop()
     return 0
+
+
+def _run_until_stopped(start: Callable[[], None], names: Iterable[str]) -> None:
+    """Start background work and wait until SIGTERM or Ctrl-C (the caller then stops it)."""
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    start()
+    print(f"running {', '.join(names)}; Ctrl-C to stop", flush=True)
+    try:
+        while not stopping.wait(5):
+            pass
+    except KeyboardInterrupt:
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,10 +57,6 @@ class Decision(Generic[T]):
         return any(agg.pending_events for agg in self.changed)
 
 
-def _same(aggregate: Aggregate) -> Aggregate:
-    return aggregate
-
-
 class OrdertrailApplication(Application[UUID]):
     """An eventsourcing ``Application`` configured only by the env it is given.
 
@@ -144,8 +140,9 @@ class OrdertrailApplication(Application[UUID]):
                 aggregate: object = project_aggregate(known.get(aggregate_id), events)
                 if isinstance(aggregate, Aggregate):
                     known[aggregate_id] = aggregate
-        copy = deepcopy if copies else _same
-        return [copy(known[i]) if i in known else None for i in aggregate_ids]
+        if not copies:
+            return [known.get(i) for i in aggregate_ids]
+        return [deepcopy(known[i]) if i in known else None for i in aggregate_ids]
 
     def head(self) -> int:
         """The notification id of the newest event in this application's log."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID, uuid5
@@ -52,7 +51,7 @@ def tracking_recorder(env: Mapping[str, str]) -> TrackingRecorder:
     return factory.tracking_recorder()
 
 
-class Follower(ABC):
+class Follower:
     """A process manager that reacts to events of one application."""
 
     name: str = ""
@@ -72,9 +71,11 @@ class Follower(ABC):
     def tracking_name(self) -> str:
         return f"{self.name}<-{self.source.name}"
 
-    @abstractmethod
     def handle(self, event: DomainEventProtocol[Any]) -> bool:
-        """Act on ``event``; return False if it is not due yet (stop here for now)."""
+        """Act on ``event``; return False if it is not due yet (stop here for now).
+        Every follower implements this, or sets ``batched`` and implements
+        ``handle_many`` instead."""
+        raise NotImplementedError
 
     def handle_many(self, events: Sequence[DomainEventProtocol[Any]]) -> int:
         """Act on a prefix of ``events`` at once (the ones that are due) and return its

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -23,11 +22,10 @@ from eventsourcing.persistence import TrackingRecorder
 from ordertrail.application.context import CommandContext
 from ordertrail.application.expiry import expire_orders, release_stock_of_orders
 from ordertrail.application.followers import Follower, event_ref, follow_up_meta
-from ordertrail.application.ordering import ExpireOrder, Ordering
-from ordertrail.domain.errors import OrderNotExpirable
+from ordertrail.application.ordering import Ordering
 from ordertrail.domain.inventory import InventoryItem, ReleaseReason
 from ordertrail.domain.meta import Actor
-from ordertrail.domain.orders import Order, OrderStatus
+from ordertrail.domain.orders import Order
 
 DEFAULT_PLACEMENT_GRACE = timedelta(minutes=2)
 
@@ -69,17 +67,6 @@ class OrderExpiry(Follower):
         super().__init__(ordering.orders, positions)
         self.ordering = ordering
 
-    def handle(self, event: DomainEventProtocol[Any]) -> bool:
-        assert isinstance(event, Order.Placed)
-        if self.ordering.orders.clock() < event.payment_due_at:
-            return False  # orders are placed with a fixed window: later ones are due later
-        order = self.ordering.orders.order(event.originator_id)
-        if order.status is not OrderStatus.AWAITING_PAYMENT:
-            return True
-        with contextlib.suppress(OrderNotExpirable):  # paid or cancelled meanwhile
-            self.ordering.expire_order(ExpireOrder(event.originator_id), self._context(event))
-        return True
-
     def handle_many(self, events: Sequence[DomainEventProtocol[Any]]) -> int:
         """The due prefix of a page of placements, expired together (``expire_orders``)."""
         now = self.ordering.orders.clock()
@@ -119,12 +106,6 @@ class StockReleaser(Follower):
         # in one query per page (``catch_up_many``) instead of one read per record.
         self._stock: dict[UUID, Aggregate] = {}
         self._stock_lock = threading.Lock()
-
-    def handle(self, event: DomainEventProtocol[Any]) -> bool:
-        self.ordering.release_stock_of(
-            event.originator_id, self._reason(event), follow_up_meta(event, self.name)
-        )
-        return True
 
     def handle_many(self, events: Sequence[DomainEventProtocol[Any]]) -> int:
         with self._stock_lock:
