@@ -367,14 +367,26 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
                 "hash bytea NOT NULL)"
             ).format(schema=schema, chain=chain)
         )
-        # The library's statement ends "... RETURNING notification_id".
-        self.insert_events_statement += SQL(
-            ", originator_id, originator_version, "
+        # The library's statement unnests an array of a composite type, which psycopg
+        # dumps as text in Python (~34 us of CPU per event); four arrays of plain types
+        # sent in binary (%b) cost ~5 us. Same columns, same RETURNING, plus the chain
+        # head read under the table lock.
+        self.insert_events_statement = SQL(
+            "INSERT INTO {schema}.{events} AS t "
+            "(originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id, originator_id, originator_version, "
             "(SELECT hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1) AS chain_head"
-        ).format(schema=schema, chain=chain)
+        ).format(
+            schema=schema,
+            events=events,
+            chain=chain,
+            id_type=Identifier(self.datastore.originator_id_type),
+        )
+        self.notify_statement = SQL("NOTIFY {0}").format(Identifier(self.channel_name))
         self.insert_chain_statement = SQL(
             "INSERT INTO {schema}.{chain} (position, prev_hash, hash) "
-            "SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::bytea[])"
+            "SELECT * FROM unnest(%b::bigint[], %b::bytea[], %b::bytea[])"
         ).format(schema=schema, chain=chain)
         self.select_unchained_statement = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state "
@@ -412,6 +424,26 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
         if self.datastore.originator_id_type == "uuid":
             return originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
         return str(originator_id)
+
+    def _insert_stored_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        **_: Any,
+    ) -> None:
+        # As the library's (lock the table, notify, insert), with the insert above.
+        self._lock_table(curs)
+        curs.execute(self.notify_statement)
+        curs.execute(
+            self.insert_events_statement,
+            (
+                [self._canonical_id(s.originator_id) for s in stored_events],
+                [s.originator_version for s in stored_events],
+                [s.topic for s in stored_events],
+                [s.state for s in stored_events],
+            ),
+            prepare=True,
+        )
 
     def _fetch_ids_after_insert_events(
         self,
