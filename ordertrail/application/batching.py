@@ -22,8 +22,12 @@ What does not change (``Ordering.place_order`` is the reference):
 - if a batch transaction fails (store unavailable), every command in it fails, none is
   acknowledged; the reservations of orders that were not recorded are released.
 
-The work that does not need the writer — validation, catalog prices, the receipt lookup —
-runs in the caller's thread, before the command joins a batch.
+The work that does not need the writer — validation of the order's own rules, and a read
+of any stock record the writer does not hold — runs in the caller's thread, before the
+command joins a batch. What is read per order otherwise is read per batch by the writer:
+whether each order exists already (a retried command: it gets its recorded outcome), and
+the catalog's products (``ProductCache``: current as of after the batch's last command
+arrived, read only when they changed).
 """
 
 from __future__ import annotations
@@ -51,14 +55,21 @@ from ordertrail.application.ordering import (
     Ordering,
     PlaceOrder,
     _checked_group,
+    ensure_listed,
 )
 from ordertrail.application.orders import OrderSnapshot
 from ordertrail.application.placement import allocate, candidate_warehouses
+from ordertrail.application.product_cache import ProductCache
 from ordertrail.application.receipts import Accepted, CommandReceipt, fingerprint
 from ordertrail.application.serialization import encode_json
 from ordertrail.domain import ids
 from ordertrail.domain.catalog import Product
-from ordertrail.domain.errors import DomainError, PlacementAbandoned, ReservationConflict
+from ordertrail.domain.errors import (
+    DomainError,
+    PlacementAbandoned,
+    ProductNotFound,
+    ReservationConflict,
+)
 from ordertrail.domain.inventory import InventoryItem, ReleaseReason
 from ordertrail.domain.order_parts import DeliveryGroup
 from ordertrail.domain.orders import AbandonedPlacement, Order
@@ -158,6 +169,7 @@ class PlacementBatcher:
         #: The inventory log has been read up to here into the items in memory.
         self._seen: int | None = None
         self._placed: dict[UUID, Order] = {}  # recorded, until ``place`` takes them
+        self._products = ProductCache(ordering.catalog)
         self._loading = [threading.Lock() for _ in range(LOAD_STRIPES)]
         self._closed = False
         #: Called between the two transactions of a batch; tests make it raise.
@@ -203,10 +215,15 @@ class PlacementBatcher:
         ordering = self.ordering
         order_id = ids.order_id(ctx.command_id)
         digest = fingerprint("PlaceOrder", command)
-        done = ordering._placed_before(order_id, ctx.command_id, digest)
-        if done is not None:
-            return done
-        products = ordering._listed_products(command)
+        # Whether this command ran before is asked by the writer, for the whole batch.
+        # The products are the cache's when it has them all (the writer checks them
+        # again, current, before deciding), else read here.
+        cached = {
+            line.sku: product
+            for line in command.lines
+            if (product := self._products.peek(line.sku)) is not None
+        }
+        products = ordering._listed_products(command, cached)
         groups = tuple(_checked_group(g) for g in command.delivery_groups)
         # Every rule of the order itself is checked before any stock is looked at.
         dry_run = dict.fromkeys(range(len(command.lines)), "-")
@@ -317,11 +334,71 @@ class PlacementBatcher:
         self.stats.batches += 1
         self.stats.commands += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        batch = self._with_current_products(self._not_placed(batch))
+        if not batch:
+            return
         reserved, inventory_position = self._reserve(batch)
         if not reserved:
             return
         self.crashpoint("reserved")
         self._recording.put(([job for job in batch if job.order is not None], inventory_position))
+
+    # --- step 0: per batch, what each command would otherwise read on its own ------------
+
+    def _not_placed(self, batch: list[_Job]) -> list[_Job]:
+        """The jobs whose order does not exist yet (one query for the batch); each of the
+        others gets its recorded outcome, or its error (an abandoned placement)."""
+        try:
+            existing = self.ordering.orders.find_many_as([job.order_id for job in batch], Aggregate)
+        except Exception as error:
+            self._fail_all(batch, StoreUnavailable(f"orders store unavailable: {error}"))
+            return []
+        if not existing:
+            return batch
+        fresh: list[_Job] = []
+        for job in batch:
+            if job.order_id not in existing:
+                fresh.append(job)
+                continue
+            try:
+                replay = self.ordering._placed_before(job.order_id, job.ctx.command_id, job.digest)
+            except Exception as error:
+                job.future.set_exception(error)
+                continue
+            if replay is None:  # pragma: no cover - it was there a moment ago
+                fresh.append(job)
+            else:
+                job.future.set_result(replay)
+        return fresh
+
+    def _with_current_products(self, batch: list[_Job]) -> list[_Job]:
+        """Give each job its products as they are now (the caller's may be a batch old):
+        a product delisted since fails its order alone."""
+        if not batch:
+            return batch
+        try:
+            self._products.refresh()
+            current = self._products.products(
+                line.sku for job in batch for line in job.command.lines
+            )
+        except Exception as error:
+            self._fail_all(batch, StoreUnavailable(f"catalog store unavailable: {error}"))
+            return []
+        kept: list[_Job] = []
+        for job in batch:
+            try:
+                products = {}
+                for sku in job.products:
+                    if sku not in current:  # pragma: no cover - products are never removed
+                        raise ProductNotFound(f"no product with SKU {sku}", sku=sku)
+                    products[sku] = current[sku]
+                ensure_listed(products.values())
+            except DomainError as error:
+                job.future.set_exception(error)
+                continue
+            job.products = products
+            kept.append(job)
+        return kept
 
     # --- step 1: decide every order on in-memory stock and save the reservations ---------
 
@@ -512,13 +589,15 @@ class PlacementBatcher:
             if not pending:
                 return
             records: list[Aggregate] = []
+            snapshots: dict[UUID, OrderSnapshot] = {}
             for job in pending:
                 assert job.order is not None
                 # A failed save took the events out of the aggregates: rebuild them
                 # (same decision, same time).
                 if not job.order.pending_events:
                     job.order = self._order_of(job, job.order.created_on)
-                records += [job.order, self._receipt(job, job.order)]
+                snapshots[job.order_id] = snapshot = OrderSnapshot.of(job.order)
+                records += [job.order, self._receipt(job, snapshot, job.order.created_on)]
             try:
                 position = orders.save_all(records)
             except IntegrityError:
@@ -540,18 +619,18 @@ class PlacementBatcher:
                 assert job.order is not None
                 if len(self._placed) < MAX_ITEMS_IN_MEMORY:  # bounded if nobody takes them
                     self._placed[job.order_id] = job.order
-                job.future.set_result(Accepted(OrderSnapshot.of(job.order), dict(positions)))
+                job.future.set_result(Accepted(snapshots[job.order_id], dict(positions)))
             return
         self._compensate(pending, ConcurrencyConflict("orders kept conflicting"))
 
-    def _receipt(self, job: _Job, order: Order) -> CommandReceipt:
+    def _receipt(self, job: _Job, snapshot: OrderSnapshot, now: datetime) -> CommandReceipt:
         return CommandReceipt.record(
             job.ctx.command_id,
             command_name="PlaceOrder",
             fingerprint=job.digest,
-            outcome=encode_json(OrderSnapshot.of(order)),
+            outcome=encode_json(snapshot),
             meta=job.ctx.meta,
-            now=order.created_on,
+            now=now,
         )
 
     def _settle_existing(self, job: _Job) -> bool:

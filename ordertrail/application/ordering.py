@@ -10,7 +10,7 @@ the stock of an order that exists, and no order exists without its stock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -133,13 +133,19 @@ class Ordering:
             )
         return replay
 
-    def _listed_products(self, command: PlaceOrder) -> dict[str, Product]:
+    def _listed_products(
+        self, command: PlaceOrder, known: Mapping[str, Product] | None = None
+    ) -> dict[str, Product]:
+        """The order's products (``known`` ones, if all are, else read from the catalog),
+        each of them for sale."""
         if not command.lines:
             raise InvalidOrder("an order needs at least one line", field="lines")
-        products = self.catalog.products(line.sku for line in command.lines)
-        for product in products.values():
-            if not product.listed:
-                raise ProductNotListed(f"{product.sku} is not for sale", sku=product.sku)
+        skus = list(dict.fromkeys(line.sku for line in command.lines))
+        if known is not None and all(sku in known for sku in skus):
+            products = {sku: known[sku] for sku in skus}
+        else:
+            products = self.catalog.products(skus)
+        ensure_listed(products.values())
         return products
 
     def _reserve(
@@ -371,3 +377,10 @@ def _priced_lines(
             )
         )
     return priced
+
+
+def ensure_listed(products: Iterable[Product]) -> None:
+    """``ProductNotListed`` for the first product that is not for sale."""
+    for product in products:
+        if not product.listed:
+            raise ProductNotListed(f"{product.sku} is not for sale", sku=product.sku)

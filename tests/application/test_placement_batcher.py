@@ -17,7 +17,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from ordertrail.application.batching import PlacementBatcher, drain
-from ordertrail.application.catalog import DelistProduct
+from ordertrail.application.catalog import ChangePrice, DelistProduct
 from ordertrail.application.context import CommandContext
 from ordertrail.application.errors import StoreUnavailable
 from ordertrail.application.inventory import ReceiveStock
@@ -26,9 +26,13 @@ from ordertrail.application.orders import OrderSnapshot
 from ordertrail.application.receipts import Accepted
 from ordertrail.application.system import Ordertrail
 from ordertrail.domain import ids
-from ordertrail.domain.errors import InsufficientStock, ProductNotListed
+from ordertrail.domain.errors import (
+    InsufficientStock,
+    PaymentPlanMismatch,
+    ProductNotListed,
+)
 from ordertrail.domain.orders import Order
-from tests.support.builders import customer, heads, order_of, staff, stocked_product
+from tests.support.builders import cny, customer, heads, order_of, staff, stocked_product
 
 PRICES = {"HOT-1": 100, "TEA-1": 30, "CUP-1": 50}
 
@@ -221,6 +225,65 @@ def test_stock_changed_by_another_writer_is_seen_by_the_next_batch(
         assert (level.on_hand, level.reserved) == (8, 8)
     finally:
         batcher.close()
+
+
+def test_a_price_change_is_used_by_the_next_batch_though_the_caller_saw_the_old(
+    stocked: Ordertrail,
+) -> None:
+    batcher = PlacementBatcher(stocked.ordering)
+    try:
+        batcher.place_order(order_of(("TEA-1", 1), total=30), customer())  # cached now
+        stocked.catalog.change_price(ChangePrice("TEA-1", cny(35)), staff())
+        # The caller checks against the cached (old) price; the writer prices the batch
+        # on the product as it is now, so the old total no longer matches.
+        with pytest.raises(PaymentPlanMismatch):
+            batcher.place_order(order_of(("TEA-1", 1), total=30), customer())
+        accepted = batcher.place_order(order_of(("TEA-1", 2), total=70), customer())
+        order = stocked.orders.find(accepted.value.order_id)
+        assert isinstance(order, Order)
+        assert [line.unit_price for line in order.lines] == [cny(35)]
+        assert stocked.inventory.stock_level("TEA-1").reserved == 3
+    finally:
+        batcher.close()
+
+
+def test_a_product_delisted_after_it_was_cached_is_refused_by_the_writer(
+    stocked: Ordertrail,
+) -> None:
+    batcher = PlacementBatcher(stocked.ordering)
+    try:
+        batcher.place_order(order_of(("CUP-1", 1), total=50), customer())
+        stocked.catalog.delist_product(DelistProduct("CUP-1", "recalled"), staff())
+        before = heads(stocked)
+        with pytest.raises(ProductNotListed):
+            batcher.place_order(order_of(("CUP-1", 1), total=50), customer())
+        assert heads(stocked) == before  # nothing reserved, nothing recorded
+        assert isinstance(
+            batcher.place_order(order_of(("TEA-1", 1), total=30), customer()), Accepted
+        )
+    finally:
+        batcher.close()
+
+
+def test_retries_in_one_batch_get_their_outcome_without_touching_the_stock(
+    stocked: Ordertrail, paused: PlacementBatcher
+) -> None:
+    placed = {}
+    for n in range(3):
+        ctx = customer(f"buyer-{n}")
+        placed[n] = (ctx, stocked.ordering.place_order(order_of(("HOT-1", 1), total=100), ctx))
+    before = heads(stocked)
+    retries = [submit(paused, order_of(("HOT-1", 1), total=100), ctx) for ctx, _ in placed.values()]
+    new = submit(paused, order_of(("HOT-1", 2), total=200), customer())
+    paused.start()
+    for future, (_, first) in zip(retries, placed.values(), strict=True):
+        again = future.result()
+        assert again.replayed
+        assert again.value == first.value
+    assert isinstance(new.result(), Accepted)
+    assert paused.stats.batches == 1
+    assert stocked.inventory.stock_level("HOT-1").reserved == 5
+    assert stocked.orders.head() > before["Orders"]
 
 
 @hsettings(max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture])
