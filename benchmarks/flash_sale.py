@@ -864,7 +864,7 @@ def projector(url: str, role: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if role == "projector":
         read = ReadSide.open(ot, read_store(settings))
-        read.start(idle_wait=0.02)
+        read.start()  # as `ordertrail projections run`: woken by NOTIFY, else polls
         stop.wait()
         read.close()
     else:

@@ -180,3 +180,33 @@ def test_a_worker_thread_survives_losing_its_connections(
             assert EventCounter.counts(store) == expected_counts(ot)
         finally:
             thread.stop()
+
+
+def test_workers_taking_turns_apply_each_event_once_though_each_remembers_its_place(
+    ot: Ordertrail, store_settings: Settings
+) -> None:
+    """Two workers of one model (two processes, say) and a rebuild in between: each
+    worker remembers where it left off, which is stale once the other has moved on."""
+    with opened(store_settings) as store:
+        first, second = (
+            ProjectionWorker(EventCounter(), store, {"Inventory": ot.inventory}, batch_size=4)
+            for _ in range(2)
+        )
+        first.setup()
+        receive_many(ot, 5)
+        assert first.run_until_idle() > 0
+        before = ot.inventory.head()
+        receive_many(ot, 3)
+        # It read the stored position (the first's) and applied only what came since.
+        assert second.run_until_idle() == ot.inventory.head() - before
+        receive_many(ot, 4)
+        # The first remembers where it stopped; the store is past it. Its batch is
+        # refused, it reads the position again and goes on from there.
+        first.run_until_idle()
+        assert EventCounter.counts(store) == expected_counts(ot)
+        second.rebuild()  # drops the rows and the positions, applies everything again
+        receive_many(ot, 2)
+        first.run_until_idle()
+        second.run_until_idle()
+        assert EventCounter.counts(store) == expected_counts(ot)
+        assert first.status().caught_up
