@@ -246,7 +246,8 @@ class OrdertrailApplication(Application[UUID]):
             raise
         except PersistenceError as error:
             raise StoreUnavailable(f"{self.name} store unavailable: {error}") from error
-        return max((r.notification.id for r in recordings), default=self.head())
+        ids = [r.notification.id for r in recordings]
+        return max(ids) if ids else self.head()
 
 
 def check_expected_version(decision: Decision[Any], expected: int | None) -> None:

@@ -28,12 +28,15 @@ from uuid import UUID
 
 from eventsourcing.persistence import (
     IntegrityError,
+    InterfaceError,
     Notification,
+    OperationalError,
     ProgrammingError,
     StoredEvent,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
@@ -418,6 +421,53 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
             "LEFT JOIN {schema}.{chain} AS c ON c.position = e.notification_id "
             "WHERE e.originator_id = %s ORDER BY e.originator_version"
         ).format(schema=schema, chain=chain, events=events)
+        # The common read of a log (after a position, all topics), for catch-ups and
+        # projections; other shapes go through the library's method.
+        self.select_after_statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {schema}.{events} WHERE notification_id > %s "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(schema=schema, events=events)
+        # Rendered once: psycopg renders a composed statement (quoting every identifier)
+        # on each execute, ~6 % of a placement writer's CPU.
+        self.insert_events_statement = self.insert_events_statement.as_string()
+        self.notify_statement = self.notify_statement.as_string()
+        self.insert_chain_statement = self.insert_chain_statement.as_string()
+        self.max_notification_id_statement = self.max_notification_id_statement.as_string()
+        self.select_after_statement = self.select_after_statement.as_string()
+        self.lock_table_statements = [
+            s if isinstance(s, str | bytes) else s.as_string() for s in self.lock_table_statements
+        ]
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        if start is None or inclusive_of_start or stop is not None or topics:
+            return super().select_notifications(
+                start, limit, stop, topics, inclusive_of_start=inclusive_of_start
+            )
+        return self._select_after(start, limit)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _select_after(self, start: int, limit: int) -> list[Notification]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self.select_after_statement, (start, limit), prepare=True)
+            return [
+                Notification(
+                    id=row[0],
+                    originator_id=row[1],
+                    originator_version=row[2],
+                    topic=row[3],
+                    state=bytes(row[4]),
+                )
+                for row in curs.fetchall()
+            ]
 
     def _canonical_id(self, originator_id: UUID | str) -> UUID | str:
         # As the database returns it: a uuid column gives back a UUID.
