@@ -47,12 +47,15 @@ BUSY: list[Rule] = [
      lambda s, _l: "PlacementBatcher.place " in s and "result (concurrent/futures/_base.py" in s),
     ("writer: inventory transaction (PostgreSQL)",
      lambda s, leaf: "PlacementBatcher._reserve" in s and _pg_wait(s, leaf)),
+    ("writer: per-batch reads, existing orders and catalog (PostgreSQL)",
+     lambda s, leaf: ("PlacementBatcher._not_placed" in s
+                      or "PlacementBatcher._with_current_products" in s) and _pg_wait(s, leaf)),
     ("recorder: orders transaction (PostgreSQL)",
      lambda s, leaf: "PlacementBatcher._record" in s and _pg_wait(s, leaf)),
     ("writer/recorder: CPU (deciding, encoding)",
      lambda s, _l: "PlacementBatcher._place" in s or "PlacementBatcher._record" in s
      or "PlacementBatcher._catch_up" in s),
-    ("request: before the batch, PostgreSQL (receipt, catalog, stock reads)",
+    ("request: before the batch, PostgreSQL (catalog if not cached, stock reads)",
      lambda s, leaf: "PlacementBatcher.submit" in s and _pg_wait(s, leaf)),
     ("request: before the batch, deepcopy (library cache)",
      lambda s, _l: "PlacementBatcher.submit" in s and "deepcopy" in s),
