@@ -159,6 +159,13 @@ class ReadStore(ABC):
         with self.transaction() as tx:
             yield tx
 
+    @contextmanager
+    def single(self) -> Iterator[Tx]:
+        """For one statement that is a transaction on its own (committed when it ends;
+        one round trip where the store can)."""
+        with self.transaction() as tx:
+            yield tx
+
     def listener(self, channels: Sequence[str]) -> Listener:
         """Something to wait on until new events may have been recorded."""
         return Listener()
@@ -256,6 +263,18 @@ class PostgresReadStore(ReadStore):
             conn.cursor() as cursor,
         ):
             yield Tx("postgres", cursor, pipeline)
+
+    @contextmanager
+    def single(self) -> Iterator[Tx]:
+        # Autocommit for the statement: one round trip instead of BEGIN, it, COMMIT. The
+        # connection goes back to the pool as it came (not autocommit).
+        with self.pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                with conn.cursor() as cursor:
+                    yield Tx("postgres", cursor)
+            finally:
+                conn.autocommit = False
 
     @contextmanager
     def read(self) -> Iterator[Tx]:

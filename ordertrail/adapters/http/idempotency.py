@@ -56,6 +56,12 @@ def command_id(scope: Scope) -> UUID:
     return found if isinstance(found, UUID) else uuid4()
 
 
+CLAIM = (
+    "INSERT INTO http_idempotency (key, fingerprint, state, created_at)"
+    " VALUES (?, ?, 'in_progress', ?) ON CONFLICT (key) DO NOTHING"
+)
+
+
 class IdempotencyStore:
     def __init__(self, store: ReadStore) -> None:
         self.store = store
@@ -78,12 +84,12 @@ class IdempotencyStore:
         """("new", …) when this request may go ahead; otherwise the state, the
         fingerprint and (when done) the stored response of the request that holds the key."""
         now = datetime.now(UTC)
+        # Most keys are new: one statement on its own claims them (one round trip).
+        with self.store.single() as tx:
+            if tx.count(CLAIM, (key, fingerprint, now.isoformat())):
+                return "new", fingerprint, None
         with self.store.transaction() as tx:
-            inserted = tx.count(
-                "INSERT INTO http_idempotency (key, fingerprint, state, created_at)"
-                " VALUES (?, ?, 'in_progress', ?) ON CONFLICT (key) DO NOTHING",
-                (key, fingerprint, now.isoformat()),
-            )
+            inserted = tx.count(CLAIM, (key, fingerprint, now.isoformat()))
             if inserted:
                 return "new", fingerprint, None
             row = tx.one(
@@ -102,7 +108,7 @@ class IdempotencyStore:
         return "in_progress", held_by, None
 
     def complete(self, key: str, response: Stored) -> None:
-        with self.store.transaction() as tx:
+        with self.store.single() as tx:
             tx.execute(
                 "UPDATE http_idempotency SET state = 'done', status = ?, headers = ?, body = ?"
                 " WHERE key = ?",
@@ -116,7 +122,7 @@ class IdempotencyStore:
 
     def release(self, key: str) -> None:
         """Forget a key whose request failed in a way worth retrying (5xx, 429)."""
-        with self.store.transaction() as tx:
+        with self.store.single() as tx:
             tx.execute(
                 "DELETE FROM http_idempotency WHERE key = ? AND state = 'in_progress'", (key,)
             )
