@@ -60,20 +60,34 @@ def retrieve_principal(token: Token, _: ASGIConnection[Any, Any, Any, Any]) -> P
     return Principal(Role(role), token.sub)
 
 
-#: Verified tokens kept per middleware (beyond it the cache starts again empty).
+#: Verified tokens kept per configuration (beyond it the cache starts again empty).
 MAX_VERIFIED_TOKENS = 10_000
+_VERIFIED: dict[tuple[object, ...], dict[str, AuthenticationResult]] = {}
 
 
 class VerifiedTokenCache(JWTAuthenticationMiddleware):
     """Litestar's JWT middleware, remembering the tokens it has verified until they
     expire: a client sends the same token with every request, and checking its HMAC and
     claims again each time was about a tenth of an API worker's CPU per order. Only a
-    token that passed every check is kept, keyed by its exact text, per middleware (so
-    per secret); expiry is checked on every use."""
+    token that passed every check is kept, keyed by its exact text, in one cache per
+    verifying configuration (secret, algorithm, issuers, audience, claims) shared by the
+    app's routes (Litestar makes a middleware per route); expiry is checked on every use."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.verified: dict[str, AuthenticationResult] = {}
+        config = (
+            self.token_secret,
+            self.algorithm,
+            tuple(self.token_issuer or ()),
+            repr(self.token_audience),
+            tuple(self.require_claims or ()),
+            self.verify_expiry,
+            self.verify_not_before,
+            self.strict_audience,
+            self.token_cls,
+            self.retrieve_user_handler,
+        )
+        self.verified = _VERIFIED.setdefault(config, {})
 
     async def authenticate_token(
         self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
