@@ -180,34 +180,53 @@ class AuditIndex(ReadModel):
         )
 
     def handle(self, tx: Tx, event: DomainEventProtocol[Any], position: Position) -> None:
-        entry = index_entry(position.source, event, position.id)
-        tx.execute(
+        self.handle_many(tx, [(event, position)])
+
+    def handle_many(
+        self, tx: Tx, events: Sequence[tuple[DomainEventProtocol[Any], Position]]
+    ) -> None:
+        """Every event of the batch in one statement per table (it indexes every event of
+        every log, so per-event statements were a third of the projector's CPU)."""
+        entries = [index_entry(position.source, event, position.id) for event, position in events]
+        _insert_rows(
+            tx,
             f"INSERT INTO {EVENTS_TABLE} (application, aggregate_id, version, position,"
-            " recorded_at, aggregate_type, topic) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.application,
-                str(entry.aggregate_id),
-                entry.version,
-                entry.position,
-                entry.recorded_at,
-                entry.aggregate_type,
-                entry.topic,
-            ),
-        )
-        tx.executemany(
-            f"INSERT INTO {REFS_TABLE} (ref_id, application, aggregate_id, version,"
-            " aggregate_type) VALUES (?, ?, ?, ?, ?)",
+            " recorded_at, aggregate_type, topic) VALUES ",
             [
                 (
-                    str(ref),
-                    entry.application,
-                    str(entry.aggregate_id),
-                    entry.version,
-                    entry.aggregate_type,
+                    e.application,
+                    str(e.aggregate_id),
+                    e.version,
+                    e.position,
+                    e.recorded_at,
+                    e.aggregate_type,
+                    e.topic,
                 )
-                for ref in sorted(entry.refs)
+                for e in entries
             ],
         )
+        _insert_rows(
+            tx,
+            f"INSERT INTO {REFS_TABLE} (ref_id, application, aggregate_id, version,"
+            " aggregate_type) VALUES ",
+            [
+                (str(ref), e.application, str(e.aggregate_id), e.version, e.aggregate_type)
+                for e in entries
+                for ref in sorted(e.refs)
+            ],
+        )
+
+
+#: Rows per INSERT (SQLite allows 32,766 parameters per statement; 7 columns x 500).
+ROWS_PER_INSERT = 500
+
+
+def _insert_rows(tx: Tx, insert: str, rows: Sequence[tuple[object, ...]]) -> None:
+    """``insert`` ("INSERT INTO t (...) VALUES ") for ``rows``, a few hundred at a time."""
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start : start + ROWS_PER_INSERT]
+        values = "(" + ", ".join("?" * len(chunk[0])) + ")"
+        tx.execute(insert + ", ".join([values] * len(chunk)), tuple(v for r in chunk for v in r))
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,14 @@ class ReadModel(ABC):
     def handle(self, tx: Tx, event: DomainEventProtocol[Any], position: Position) -> None:
         """Apply one event, in the transaction that also records its position."""
 
+    def handle_many(
+        self, tx: Tx, events: Sequence[tuple[DomainEventProtocol[Any], Position]]
+    ) -> None:
+        """Apply a batch of events in log order, in one transaction (one ``handle`` each,
+        unless a model writes a batch in fewer statements)."""
+        for event, position in events:
+            self.handle(tx, event, position)
+
     def wants(self, source: str, topic: str) -> bool:
         wanted = self.topics.get(source)
         return wanted is None or topic in wanted

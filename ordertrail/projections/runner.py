@@ -141,10 +141,14 @@ class ProjectionWorker:
             # Claim the batch first: a second worker that read the same position stops here
             # (waiting on the first one's row lock, then finding it moved) before applying.
             positions.advance(tx, self.name, source.name, start, batch[-1].id)
-            for notification in batch:
-                if self.model.wants(source.name, notification.topic):
-                    event = source.mapper.to_domain_event(notification)
-                    self.model.handle(tx, event, Position(source.name, notification.id))
+            self.model.handle_many(
+                tx,
+                [
+                    (source.mapper.to_domain_event(n), Position(source.name, n.id))
+                    for n in batch
+                    if self.model.wants(source.name, n.topic)
+                ],
+            )
 
     def _isolate_failure(
         self, source: EventSource, start: int, batch: Sequence[Notification]

@@ -22,6 +22,7 @@ from ordertrail.adapters.read_models import read_store
 from ordertrail.adapters.settings import Settings
 from ordertrail.application.system import Ordertrail
 from ordertrail.domain.errors import OrderNotFound
+from ordertrail.projections import audit_index
 from ordertrail.projections.audit_index import AuditIndex
 from ordertrail.projections.runner import ProjectionWorker
 from ordertrail.projections.store import ReadStore
@@ -154,9 +155,16 @@ def test_entries_are_ordered_by_time_then_context_then_position(
         assert reserved < placed
 
 
+@pytest.mark.parametrize("rows_per_insert", [2, audit_index.ROWS_PER_INSERT])
 def test_the_history_is_the_same_with_a_full_a_partial_or_no_index(
-    ot: Ordertrail, store_settings: Settings, clock: FakeClock
+    ot: Ordertrail,
+    store_settings: Settings,
+    clock: FakeClock,
+    rows_per_insert: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A batch's rows go in a few hundred per INSERT; 2 makes every batch split.
+    monkeypatch.setattr(audit_index, "ROWS_PER_INSERT", rows_per_insert)
     shop = busy_shop(ot, clock)
     expected = {
         order_id: order_history(ot, None, order_id).to_json()
