@@ -17,7 +17,13 @@ from ordertrail.projections.inventory_levels import InventoryLevels
 from ordertrail.projections.knowledge import KnowledgeBase
 from ordertrail.projections.order_tracking import OrderTracking
 from ordertrail.projections.readmodel import EventSource, ReadModel
-from ordertrail.projections.runner import ProjectionWorker, Status, WorkerThread, start_workers
+from ordertrail.projections.runner import (
+    GATHER_SECONDS,
+    ProjectionWorker,
+    Status,
+    WorkerThread,
+    start_workers,
+)
 from ordertrail.projections.store import PostgresReadStore, ReadStore, SQLiteReadStore
 
 #: Every read model, by name.
@@ -91,9 +97,12 @@ class ReadSide:
             worker.setup()
         return cls(store, workers)
 
-    def start(self, idle_wait: float = 0.5) -> None:
-        """Run every worker in a background thread until ``stop``."""
-        self.threads = start_workers(list(self.workers.values()), idle_wait=idle_wait)
+    def start(self, idle_wait: float = 0.5, gather: float = GATHER_SECONDS) -> None:
+        """Run every worker in a background thread until ``stop`` (woken by new events,
+        or every ``idle_wait`` seconds; ``gather``: see ``runner.GATHER_SECONDS``)."""
+        self.threads = start_workers(
+            list(self.workers.values()), idle_wait=idle_wait, gather=gather
+        )
 
     def stop(self) -> None:
         for thread in self.threads:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -210,3 +211,42 @@ def test_workers_taking_turns_apply_each_event_once_though_each_remembers_its_pl
         second.run_until_idle()
         assert EventCounter.counts(store) == expected_counts(ot)
         assert first.status().caught_up
+
+
+class BatchCounter(EventCounter):
+    """An event counter that also counts the batches it was given."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def handle_many(
+        self, tx: Tx, events: Sequence[tuple[DomainEventProtocol[Any], Position]]
+    ) -> None:
+        self.batches += 1
+        super().handle_many(tx, events)
+
+
+@pytest.mark.parametrize(("gather", "fewest", "most"), [(0.0, 12, 20), (0.4, 1, 8)])
+def test_a_woken_worker_gathers_a_burst_of_commits_into_few_batches(
+    ot: Ordertrail, store_settings: Settings, gather: float, fewest: int, most: int
+) -> None:
+    """Twenty commits 50 ms apart: a worker that reads as soon as it is woken applies
+    about one batch each; one that waits ``gather`` seconds first applies a few."""
+    with opened(store_settings) as store:
+        model = BatchCounter()
+        worker = ProjectionWorker(model, store, {"Inventory": ot.inventory})
+        worker.setup()
+        receive_many(ot, 5)  # the records exist: each commit below is one event + receipt
+        worker.run_until_idle()
+        model.batches = 0
+        thread = WorkerThread(worker, idle_wait=0.01, gather=gather)
+        thread.start()
+        try:
+            for _ in range(20):
+                receive_many(ot, 1)
+                time.sleep(0.05)
+            assert worker.wait_until({"Inventory": ot.inventory.head()}, timeout=10)
+        finally:
+            thread.stop()
+        assert EventCounter.counts(store) == expected_counts(ot)
+        assert fewest <= model.batches <= most
