@@ -226,14 +226,11 @@ class PlacementBatcher:
         products = ordering._listed_products(command, cached)
         groups = tuple(_checked_group(g) for g in command.delivery_groups)
         # Every rule of the order itself is checked before any stock is looked at.
-        dry_run = dict.fromkeys(range(len(command.lines)), "-")
-        ordering.decide_order(
+        ordering.check_order(
             command,
-            ctx,
             order_id=order_id,
             products=products,
             groups=groups,
-            chosen=dry_run,
             now=ordering.inventory.clock(),
         )
         candidates = candidate_warehouses(command.lines, groups, ordering.inventory.warehouses)

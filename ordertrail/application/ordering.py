@@ -171,7 +171,13 @@ class Ordering:
             )
 
         # Every rule of the order itself is checked before any stock is looked at.
-        decide_order(dict.fromkeys(range(len(command.lines)), "-"), self.inventory.clock())
+        self.check_order(
+            command,
+            order_id=order_id,
+            products=products,
+            groups=groups,
+            now=self.inventory.clock(),
+        )
         candidates = candidate_warehouses(command.lines, groups, self.inventory.warehouses)
         for attempt in range(self.inventory.max_attempts):
             now = self.inventory.clock()
@@ -199,6 +205,32 @@ class Ordering:
         raise ConcurrencyConflict(
             "stock kept changing under this order; retry with the same command id",
             order_id=str(order_id),
+        )
+
+    def check_order(
+        self,
+        command: PlaceOrder,
+        *,
+        order_id: UUID,
+        products: dict[str, Product],
+        groups: tuple[DeliveryGroup, ...],
+        now: datetime,
+    ) -> None:
+        """Raise the order's own domain errors, as ``decide_order`` would, without making
+        the order (its lines' warehouses are not chosen yet)."""
+        Order.placement_terms(
+            order_id=order_id,
+            customer_id=command.customer_id,
+            lines=_priced_lines(
+                command.lines, dict.fromkeys(range(len(command.lines)), "-"), products
+            ),
+            delivery_groups=groups,
+            shipping_fee=command.shipping_fee
+            or Money.zero(products[command.lines[0].sku].price.currency),
+            discounts=command.discounts,
+            payment_plan=command.payment_plan,
+            payment_due_at=now + self.payment_window,
+            now=now,
         )
 
     def decide_order(

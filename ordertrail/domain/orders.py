@@ -345,8 +345,39 @@ class Order(Aggregate):
         """Place an order whose lines are already priced from the catalog.
 
         Checks that every line belongs to a delivery group, that the amounts are in one
-        currency, and that the payment plan adds up to the total.
+        currency, and that the payment plan adds up to the total (``placement_terms``).
         """
+        terms = cls.placement_terms(
+            order_id=order_id,
+            customer_id=customer_id,
+            lines=lines,
+            delivery_groups=delivery_groups,
+            shipping_fee=shipping_fee,
+            discounts=discounts,
+            payment_plan=payment_plan,
+            payment_due_at=payment_due_at,
+            now=now,
+        )
+        order = cls._create(cls.Placed, id=order_id, timestamp=now, meta=meta, **terms)
+        order._settle(meta=meta, now=now, auto_release=auto_release)
+        return order
+
+    @classmethod
+    def placement_terms(
+        cls,
+        *,
+        order_id: UUID,
+        customer_id: str,
+        lines: Sequence[OrderLine],
+        delivery_groups: Sequence[DeliveryGroup],
+        shipping_fee: Money,
+        discounts: Sequence[Discount],
+        payment_plan: Sequence[PlannedPayment],
+        payment_due_at: datetime,
+        now: datetime,
+    ) -> dict[str, object]:
+        """Every rule of a placement, checked without creating the order (a caller can
+        refuse a bad order early and cheaply); the ``Placed`` event's fields."""
         customer = rules.code(customer_id, "customer id", error=InvalidOrder)
         checked_lines, groups = check_lines_and_groups(lines, delivery_groups)
         currency = checked_lines[0].unit_price.currency
@@ -363,24 +394,18 @@ class Order(Aggregate):
         payments = check_payment_plan(order_id, payment_plan, grand_total)
         if payment_due_at <= now:
             raise InvalidOrder("the payment deadline must be in the future", field="payment_due_at")
-        order = cls._create(
-            cls.Placed,
-            id=order_id,
-            timestamp=now,
-            meta=meta,
-            customer_id=customer,
-            currency=currency,
-            lines=checked_lines,
-            delivery_groups=groups,
-            shipping_fee=fee,
-            discounts=reductions,
-            subtotal=subtotal,
-            total=grand_total,
-            payments=payments,
-            payment_due_at=payment_due_at,
-        )
-        order._settle(meta=meta, now=now, auto_release=auto_release)
-        return order
+        return {
+            "customer_id": customer,
+            "currency": currency,
+            "lines": checked_lines,
+            "delivery_groups": groups,
+            "shipping_fee": fee,
+            "discounts": reductions,
+            "subtotal": subtotal,
+            "total": grand_total,
+            "payments": payments,
+            "payment_due_at": payment_due_at,
+        }
 
     # --- payments ------------------------------------------------------------------------
 
