@@ -10,7 +10,9 @@ from psycopg import sql
 
 from ordertrail.adapters.carriers import carrier_directory, load_rules
 from ordertrail.adapters.settings import Settings
+from ordertrail.adapters.writer_lock import placement_writer_lock
 from ordertrail.application.context import Clock, system_clock
+from ordertrail.application.processes import StockReleaser
 from ordertrail.application.system import Ordertrail
 
 #: The advisory lock under which a process creates the tables it needs.
@@ -55,7 +57,7 @@ def open_ordertrail(
     with setup_lock(chosen) if create_tables else nullcontext():
         if create_tables:
             prepare_store(chosen)
-        return Ordertrail(
+        ot = Ordertrail(
             chosen.eventsourcing_env(create_tables=create_tables),
             chosen.config,
             clock=clock,
@@ -64,3 +66,17 @@ def open_ordertrail(
             ),
             carrier_rules=load_rules(chosen.carrier_rules),
         )
+    share_placement_lock(ot, chosen)
+    return ot
+
+
+def share_placement_lock(ot: Ordertrail, settings: Settings) -> None:
+    """The stock releaser takes turns with the placement writers (PostgreSQL), on a
+    connection of its own, opened when first needed and closed with ``ot``."""
+    lock = placement_writer_lock(settings)
+    if lock is None:
+        return
+    for follower in ot.followers:
+        if isinstance(follower, StockReleaser):
+            follower.writer_lock = lock
+    ot.on_close.append(lock.close)

@@ -3,7 +3,7 @@ application layer (the adapters build the env and the carriers, and call this)."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
@@ -103,6 +103,8 @@ class Ordertrail:
             self.fulfilment,
             window=config.after_sales_window,
         )
+        #: Called by ``close`` (resources the adapters attach, such as a lock's connection).
+        self.on_close: list[Callable[[], None]] = []
         self.positions = positions = tracking_recorder(env)
         self.followers: tuple[Follower, ...] = (
             *order_followers(
@@ -141,6 +143,8 @@ class Ordertrail:
     def close(self) -> None:
         for app in self.applications:
             app.close()
+        for close in self.on_close:
+            close()
 
     def __enter__(self) -> Self:
         return self

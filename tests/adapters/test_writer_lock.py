@@ -9,12 +9,15 @@ import time
 import psycopg
 import pytest
 
+from ordertrail.adapters.bootstrap import open_ordertrail
 from ordertrail.adapters.settings import Settings
 from ordertrail.adapters.writer_lock import (
     AdvisoryWriterLock,
     advisory_key,
     placement_writer_lock,
 )
+from ordertrail.application.processes import StockReleaser
+from tests.support.builders import customer, order_of, stocked_product
 
 pytestmark = pytest.mark.postgres
 
@@ -120,3 +123,36 @@ def test_only_postgres_has_a_writer_lock(tmp_path: object, postgres_schema_url: 
     assert lock is not None
     schema = Settings(database_url=postgres_schema_url).postgres().schema
     assert lock.key == advisory_key(f"ordertrail:placement-writer:{schema}")
+
+
+def test_the_stock_releaser_waits_its_turn_with_the_placement_writers(
+    postgres_schema_url: str,
+) -> None:
+    """The releaser holds the writers' lock around a page: while a writer holds it the
+    release waits, and it goes through once the writer lets go."""
+    settings = Settings(database_url=postgres_schema_url)
+    with open_ordertrail(settings) as ot:
+        releaser = next(f for f in ot.followers if isinstance(f, StockReleaser))
+        assert isinstance(releaser.writer_lock, AdvisoryWriterLock)
+        stocked_product(ot, "TEA-1", 30, 10)
+        ctx = customer()
+        placed = ot.ordering.place_order(order_of(("TEA-1", 2), total=60), ctx)
+        order_id = placed.value.order_id
+        # Cancelled by someone whose process died before it gave the stock back.
+        order = ot.orders.order(order_id)
+        order.cancel("changed mind", meta=ctx.meta, now=ot.orders.clock())
+        ot.orders.save_all([order])
+        assert ot.inventory.stock_level("TEA-1").reserved == 2
+        writer = placement_writer_lock(settings)
+        assert writer is not None
+        with writer():  # a placement batch being decided and saved
+            done = threading.Thread(target=releaser.run_until_idle)
+            done.start()
+            time.sleep(0.5)
+            assert done.is_alive()  # waiting for its turn
+            assert ot.inventory.stock_level("TEA-1").reserved == 2
+        done.join(10)
+        assert not done.is_alive()
+        assert ot.inventory.stock_level("TEA-1").reserved == 0
+        assert releaser.writer_lock.turns >= 1
+        writer.close()
