@@ -14,9 +14,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def ordertrail(*args: str, url: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "ordertrail", *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120, check=False,
-                          env={**os.environ, "ORDERTRAIL_DATABASE_URL": url})
+    done = subprocess.run(
+        [sys.executable, "-m", "ordertrail", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+        env={**os.environ, "ORDERTRAIL_DATABASE_URL": url},
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -28,18 +34,28 @@ def lags(status: str) -> dict[tuple[str, str], int]:
 
 def test_status_rebuild_and_run(tmp_path: Path) -> None:
     store = tmp_path / "demo"
-    subprocess.run([sys.executable, "-m", "ordertrail", "demo", "--data-dir", str(store)],
-                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "ordertrail", "demo", "--data-dir", str(store)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     url = f"sqlite://{store}"
     before = lags(ordertrail("projections", "status", url=url))
     assert before[("inventory_levels", "Inventory")] > 0
     assert "inventory_levels: rebuilt from" in ordertrail(
-        "projections", "rebuild", "inventory_levels", url=url)
+        "projections", "rebuild", "inventory_levels", url=url
+    )
     after = lags(ordertrail("projections", "status", url=url))
     assert after[("inventory_levels", "Inventory")] == 0
-    runner = subprocess.Popen([sys.executable, "-m", "ordertrail", "projections", "run"],
-                              cwd=ROOT, env={**os.environ, "ORDERTRAIL_DATABASE_URL": url},
-                              stdout=subprocess.PIPE, text=True)
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "ordertrail", "projections", "run"],
+        cwd=ROOT,
+        env={**os.environ, "ORDERTRAIL_DATABASE_URL": url},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while any(lags(ordertrail("projections", "status", url=url)).values()):

@@ -39,8 +39,17 @@ def _get(url: str, token: str | None = None) -> tuple[int, Any]:
 def test_serve_demo_answers_over_http_with_the_demo_history(tmp_path: Path) -> None:
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "ordertrail", "serve", "--demo", "--port", str(port),
-         "--data-dir", str(tmp_path / "serve")],
+        [
+            sys.executable,
+            "-m",
+            "ordertrail",
+            "serve",
+            "--demo",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "serve"),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -247,15 +247,18 @@ def test_a_command_sent_against_a_stale_version_is_refused(ot: Ordertrail) -> No
     payment = order.payments[0].payment_id
     stale = order.version
     ot.orders.capture_payment(
-        CapturePayment(order.order_id, payment, cny(100), "ali-1"), provider())
+        CapturePayment(order.order_id, payment, cny(100), "ali-1"), provider()
+    )
     before = heads(ot)
     ctx = CommandContext(actor=customer().actor, expected_version=stale)
     with pytest.raises(VersionMismatch):
         ot.ordering.cancel_order(CancelOrder(order.order_id, "changed mind"), ctx)
     assert heads(ot) == before
     fresh = ot.orders.order(order.order_id).version
-    ot.ordering.cancel_order(CancelOrder(order.order_id, "changed mind"),
-                             CommandContext(actor=customer().actor, expected_version=fresh))
+    ot.ordering.cancel_order(
+        CancelOrder(order.order_id, "changed mind"),
+        CommandContext(actor=customer().actor, expected_version=fresh),
+    )
 
 
 def test_a_provider_amount_that_does_not_match_is_recorded_not_captured(ot: Ordertrail) -> None:
@@ -264,7 +267,8 @@ def test_a_provider_amount_that_does_not_match_is_recorded_not_captured(ot: Orde
     order = placed(ot)
     payment = order.payments[0].payment_id
     after = ot.orders.record_payment_discrepancy(
-        RecordPaymentDiscrepancy(order.order_id, payment, cny(1), "ali-9"), provider()).value
+        RecordPaymentDiscrepancy(order.order_id, payment, cny(1), "ali-9"), provider()
+    ).value
     assert after.captured == cny(0)
     events = list(ot.orders.events.get(order.order_id))
     recorded = [e for e in events if type(e).__name__ == "PaymentDiscrepancyRecorded"]

@@ -67,5 +67,3 @@ class LiveService:
         if path.startswith("/audit"):
             role = Role.AUDITOR
         return {"Authorization": f"Bearer {self.tokens[role]}"}
-
-

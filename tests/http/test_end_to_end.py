@@ -123,7 +123,7 @@ def test_place_pay_ship_deliver_return_refund_over_http(api: Api) -> None:
     assert api.client.get("/inventory/TEA-1", headers=api.staff()).json()["on_hand"] == 9
     kinds = [entry["kind"] for entry in seen["timeline"]]
     for expected in ("placed", "delivered", "requested", "inspected", "paymentrefunded"):
-            assert any(expected in kind.lower() for kind in kinds), kinds
+        assert any(expected in kind.lower() for kind in kinds), kinds
     board = api.client.get("/dashboard?granularity=day", headers=api.staff()).json()
     assert sum(bucket["refunded"]["amount"] for bucket in board["buckets"]) == 2500
     assert sum(bucket["refunds"] for bucket in board["buckets"]) == 1
@@ -171,9 +171,12 @@ def test_cash_on_delivery_over_http(api: Api) -> None:
     assert [p["state"] for p in seen["payments"]] == ["captured"]
     # The carrier redelivers the same webhook: nothing new is written.
     before = heads(api)
-    assert parcelhub_webhook(
-        api, {"events": [parcelhub_event(number, "COD_COLLECTED", AT, "c-3", cod=cash)]}
-    ).status_code == 200
+    assert (
+        parcelhub_webhook(
+            api, {"events": [parcelhub_event(number, "COD_COLLECTED", AT, "c-3", cod=cash)]}
+        ).status_code
+        == 200
+    )
     api.settle()
     assert heads(api) == before
     balance = api.client.get("/carriers/parcelhub/cod-balance", headers=api.staff()).json()

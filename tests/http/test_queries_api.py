@@ -183,6 +183,7 @@ def test_a_misspelt_query_parameter_is_refused_not_ignored(api: Api) -> None:
     assert r.status_code == 400
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["details"]["errors"][0]["key"] == "stauts"
-    ok = api.client.get("/customers/me/orders?status=paid&from=2026-11-01T00:00:00Z",
-                        headers=api.customer())
+    ok = api.client.get(
+        "/customers/me/orders?status=paid&from=2026-11-01T00:00:00Z", headers=api.customer()
+    )
     assert ok.status_code == 200, ok.text

@@ -19,8 +19,15 @@ def test_processes_starting_together_on_a_fresh_schema_all_come_up(
 ) -> None:
     starts = [
         subprocess.Popen(
-            [sys.executable, "-m", "ordertrail", "projections", "status",
-             "--database-url", postgres_schema_url],
+            [
+                sys.executable,
+                "-m",
+                "ordertrail",
+                "projections",
+                "status",
+                "--database-url",
+                postgres_schema_url,
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -29,7 +36,8 @@ def test_processes_starting_together_on_a_fresh_schema_all_come_up(
         for _ in range(4)
     ]
     outcomes = [process.communicate(timeout=180) for process in starts]
-    failures = [err for process, (_, err) in zip(starts, outcomes, strict=True)
-                if process.returncode != 0]
+    failures = [
+        err for process, (_, err) in zip(starts, outcomes, strict=True) if process.returncode != 0
+    ]
     assert failures == []
     assert all("order_tracking" in out for out, _ in outcomes)

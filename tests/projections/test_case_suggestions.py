@@ -35,8 +35,9 @@ def test_articles_are_suggested_for_a_case_and_ranked_by_resolutions(
     publish(ot, "Late parcels", "shipping", CaseReason.MISSING_ITEM)
     case = open_case(ot, order, 1, CaseKind.RETURN, CaseReason.QUALITY_PROBLEM)
     with opened(store_settings) as store:
-        worker = ProjectionWorker(KnowledgeBase(), store,
-                                  {"Knowledge": ot.knowledge, "AfterSales": ot.aftersales})
+        worker = ProjectionWorker(
+            KnowledgeBase(), store, {"Knowledge": ot.knowledge, "AfterSales": ot.aftersales}
+        )
         worker.setup()
         worker.run_until_idle()
         kb = KnowledgeBaseQueries(store)

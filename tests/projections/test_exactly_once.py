@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_worker(url: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "tests.projections.worker_process", url],
-                            cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.projections.worker_process", url], cwd=ROOT
+    )
 
 
 @pytest.mark.slow

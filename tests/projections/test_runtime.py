@@ -39,8 +39,7 @@ def test_a_worker_applies_every_event_once_and_stores_its_position(
 ) -> None:
     receive_many(ot, 30)
     with opened(store_settings) as store:
-        worker = ProjectionWorker(EventCounter(), store, {"Inventory": ot.inventory},
-                                  batch_size=7)
+        worker = ProjectionWorker(EventCounter(), store, {"Inventory": ot.inventory}, batch_size=7)
         worker.setup()
         assert worker.run_until_idle() == ot.inventory.head()
         assert EventCounter.counts(store) == expected_counts(ot)
@@ -71,8 +70,11 @@ class BreaksOnThirdReceipt(EventCounter):
 
     def handle(self, tx: Tx, event: DomainEventProtocol[Any], position: Position) -> None:
         super().handle(tx, event, position)
-        if (self.broken and isinstance(event, InventoryItem.StockReceived)
-                and event.reference == "third"):
+        if (
+            self.broken
+            and isinstance(event, InventoryItem.StockReceived)
+            and event.reference == "third"
+        ):
             raise ValueError("cannot handle the third receipt")
 
 
@@ -107,8 +109,10 @@ def test_two_workers_on_one_model_never_apply_a_batch_twice(
 ) -> None:
     receive_many(ot, 120)
     with opened(store_settings) as store:
-        workers = [ProjectionWorker(EventCounter(), store, {"Inventory": ot.inventory},
-                                    batch_size=5) for _ in range(2)]
+        workers = [
+            ProjectionWorker(EventCounter(), store, {"Inventory": ot.inventory}, batch_size=5)
+            for _ in range(2)
+        ]
         workers[0].setup()
         errors: list[BaseException] = []
 

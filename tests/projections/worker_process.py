@@ -13,8 +13,9 @@ from tests.projections.support import SlowEventCounter, opened
 def main(url: str) -> None:
     settings = Settings(database_url=url)
     with open_ordertrail(settings, create_tables=False) as ot, opened(settings) as store:
-        worker = ProjectionWorker(SlowEventCounter(), store, {"Inventory": ot.inventory},
-                                  batch_size=100)
+        worker = ProjectionWorker(
+            SlowEventCounter(), store, {"Inventory": ot.inventory}, batch_size=100
+        )
         worker.run_until_idle()
 
 
