@@ -54,11 +54,10 @@ from ordertrail.application.errors import ConcurrencyConflict, StoreUnavailable
 from ordertrail.application.ordering import (
     Ordering,
     PlaceOrder,
-    _checked_group,
     ensure_listed,
 )
 from ordertrail.application.orders import OrderSnapshot
-from ordertrail.application.placement import allocate, candidate_warehouses
+from ordertrail.application.placement import allocate
 from ordertrail.application.product_cache import ProductCache
 from ordertrail.application.receipts import Accepted, CommandReceipt, fingerprint
 from ordertrail.application.serialization import encode_json
@@ -223,17 +222,7 @@ class PlacementBatcher:
             for line in command.lines
             if (product := self._products.peek(line.sku)) is not None
         }
-        products = ordering._listed_products(command, cached)
-        groups = tuple(_checked_group(g) for g in command.delivery_groups)
-        # Every rule of the order itself is checked before any stock is looked at.
-        ordering.check_order(
-            command,
-            order_id=order_id,
-            products=products,
-            groups=groups,
-            now=ordering.inventory.clock(),
-        )
-        candidates = candidate_warehouses(command.lines, groups, ordering.inventory.warehouses)
+        products, groups, candidates = ordering._prepared(command, order_id, cached)
         job = _Job(command, ctx, order_id, digest, products, groups, candidates)
         for sku, warehouse in job.stock_keys():
             if ids.inventory_item_id(sku, warehouse) not in self._items:

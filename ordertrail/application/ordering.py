@@ -90,9 +90,10 @@ class Ordering:
         done = self._placed_before(order_id, ctx.command_id, digest)
         if done is not None:
             return done
-        products = self._listed_products(command)
-        groups = tuple(_checked_group(g) for g in command.delivery_groups)
-        order, items, inventory_position = self._reserve(command, ctx, order_id, products, groups)
+        products, groups, candidates = self._prepared(command, order_id)
+        order, items, inventory_position = self._reserve(
+            command, ctx, order_id, products, groups, candidates=candidates
+        )
         self.crashpoint("reserved")
         try:
             orders_position = self._record_order(order, ctx, digest)
@@ -133,6 +134,27 @@ class Ordering:
             )
         return replay
 
+    def _prepared(
+        self, command: PlaceOrder, order_id: UUID, known: Mapping[str, Product] | None = None
+    ) -> tuple[dict[str, Product], tuple[DeliveryGroup, ...], dict[str, list[str]]]:
+        """The order's products (each for sale; ``known`` ones if all are), its delivery
+        groups and each group's candidate warehouses, once every rule of the order itself
+        is checked — before any stock is looked at."""
+        products = self._listed_products(command, known)
+        groups = tuple(_checked_group(g) for g in command.delivery_groups)
+        self.check_order(
+            command,
+            order_id=order_id,
+            products=products,
+            groups=groups,
+            now=self.inventory.clock(),
+        )
+        return (
+            products,
+            groups,
+            candidate_warehouses(command.lines, groups, self.inventory.warehouses),
+        )
+
     def _listed_products(
         self, command: PlaceOrder, known: Mapping[str, Product] | None = None
     ) -> dict[str, Product]:
@@ -155,6 +177,8 @@ class Ordering:
         order_id: UUID,
         products: dict[str, Product],
         groups: tuple[DeliveryGroup, ...],
+        *,
+        candidates: dict[str, list[str]],
     ) -> tuple[Order, list[InventoryItem], int | None]:
         """Decide the order and its reservations, then save the reservations (all SKUs in
         one transaction); on a version conflict decide again on fresh stock."""
@@ -170,15 +194,6 @@ class Ordering:
                 now=now,
             )
 
-        # Every rule of the order itself is checked before any stock is looked at.
-        self.check_order(
-            command,
-            order_id=order_id,
-            products=products,
-            groups=groups,
-            now=self.inventory.clock(),
-        )
-        candidates = candidate_warehouses(command.lines, groups, self.inventory.warehouses)
         for attempt in range(self.inventory.max_attempts):
             now = self.inventory.clock()
             items = self._load_items(command.lines, candidates)
