@@ -430,10 +430,15 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
         ).format(schema=schema, events=events)
         # Aggregates' events after a version each (find_many_as, catch_up_many): a
         # placement writer asks it once per batch.
+        # A lateral subquery per key: an index lookup each, whatever the table's
+        # statistics say. As a plain join, a table that grew faster than autovacuum
+        # analysed it (a sale) was read whole (a hash join over a sequential scan): 4.6 ms
+        # for 15 keys over 8,000 events, and growing with the table.
         self.select_events_of_many_statement = SQL(
             "SELECT e.originator_id, e.originator_version, e.topic, e.state"
             " FROM unnest(%b::uuid[], %b::bigint[]) AS k(id, after)"
-            " JOIN {schema}.{events} e ON e.originator_id = k.id AND e.originator_version > k.after"
+            " CROSS JOIN LATERAL (SELECT * FROM {schema}.{events} s"
+            " WHERE s.originator_id = k.id AND s.originator_version > k.after OFFSET 0) e"
             " ORDER BY e.originator_id, e.originator_version"
         ).format(schema=schema, events=events)
         # Rendered once: psycopg renders a composed statement (quoting every identifier)
