@@ -18,6 +18,7 @@ from ordertrail.adapters.http import problems
 from ordertrail.adapters.http.auth import Principal
 from ordertrail.adapters.http.config import ApiSettings
 from ordertrail.adapters.http.idempotency import IdempotencyMiddleware
+from ordertrail.adapters.http.rate_limit import CountingRateLimitMiddleware
 from ordertrail.adapters.http.routes import (
     aftersales,
     audit,
@@ -83,9 +84,8 @@ def create_app(settings: ApiSettings | None = None, *, clock: Clock = system_clo
         )
 
     async def throttle_only_order_placement(request: Request[Any, Any, Any]) -> bool:
-        return (request.method, request.url.path) in THROTTLED or (
-            request.method == "POST" and request.url.path.endswith("/checkout")
-        )
+        method, path = request.scope["method"], request.scope["path"]
+        return (method, path) in THROTTLED or (method == "POST" and path.endswith("/checkout"))
 
     def client_of(request: Request[Any, Any, Any]) -> str:
         user = request.scope.get("user")
@@ -97,6 +97,7 @@ def create_app(settings: ApiSettings | None = None, *, clock: Clock = system_clo
         rate_limit=("minute", chosen.orders_per_minute),
         check_throttle_handler=throttle_only_order_placement,
         identifier_for_request=client_of,
+        middleware_class=CountingRateLimitMiddleware,
     )
     route_handlers = [handler for module in ROUTE_MODULES for handler in module.ROUTES]
     errors = problems.problem_responses()
