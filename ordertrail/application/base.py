@@ -13,9 +13,14 @@ from itertools import groupby
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    project_aggregate,
+)
+from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
+from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, Recording
 from eventsourcing.utils import Environment
 
 from ordertrail.application.context import Clock, CommandContext, system_clock
@@ -236,6 +241,28 @@ class OrdertrailApplication(Application[UUID]):
             except IntegrityError:
                 backoff(attempt)
         raise ConcurrencyConflict(f"could not {what}: it kept changing", what=what)
+
+    def save(
+        self,
+        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        **kwargs: Any,
+    ) -> list[Recording[UUID]]:
+        """As the library's ``save``, for aggregates without the two runtime-protocol
+        ``isinstance`` checks it makes per object (Python 3.11 looks up every member of
+        the protocol each time): 12 % of a placement writer's CPU. Anything else goes
+        through the library's own."""
+        if kwargs or not all(obj is None or isinstance(obj, Aggregate) for obj in objs):
+            return super().save(*objs, **kwargs)
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        for aggregate in objs:
+            if isinstance(aggregate, Aggregate):
+                processing.events.extend(aggregate.collect_events())
+                processing.aggregates[aggregate.id] = aggregate
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        self.notify(processing.events)
+        return recordings
 
     def save_all(self, aggregates: Sequence[Aggregate | None]) -> int:
         """Save the pending events of ``aggregates`` in one transaction; return the last
