@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from ordertrail.domain.errors import CurrencyMismatch, InvalidValue
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+#: Codes seen to match ``_CURRENCY`` (an order makes dozens of amounts: each is checked by
+#: a set lookup; the set is bounded, as only 26**3 codes could ever match).
+_VALID_CURRENCIES: set[str] = set()
 
 #: Amounts above this are refused as implausible (and stay far inside 64-bit integers).
 MAX_MINOR_UNITS = 10**15
@@ -27,10 +30,13 @@ class Money:
             )
         if abs(self.amount) > MAX_MINOR_UNITS:
             raise InvalidValue("money amount is out of range", amount=self.amount)
-        if not isinstance(self.currency, str) or not _CURRENCY.fullmatch(self.currency):
-            raise InvalidValue(
-                "currency must be a three-letter ISO 4217 code", currency=self.currency
-            )
+        if type(self.currency) is not str or self.currency not in _VALID_CURRENCIES:
+            if not isinstance(self.currency, str) or not _CURRENCY.fullmatch(self.currency):
+                raise InvalidValue(
+                    "currency must be a three-letter ISO 4217 code", currency=self.currency
+                )
+            if len(_VALID_CURRENCIES) < 1_000:
+                _VALID_CURRENCIES.add(self.currency)
 
     @classmethod
     def zero(cls, currency: str) -> Money:

@@ -14,6 +14,8 @@ from ordertrail.domain.errors import DomainError, InvalidValue
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]{0,2000}$")
+#: Control characters other than tab, line feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def text(
@@ -32,7 +34,7 @@ def text(
         raise error(f"{field} must not be empty", field=field)
     if len(stripped) > max_length:
         raise error(f"{field} must be at most {max_length} characters", field=field)
-    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in stripped):
+    if _CONTROL.search(stripped):
         raise error(f"{field} must not contain control characters", field=field)
     return stripped
 
