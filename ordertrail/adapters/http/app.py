@@ -68,8 +68,8 @@ def create_app(settings: ApiSettings | None = None, *, clock: Clock = system_clo
         finally:
             runtime.close()
 
-    def idempotency_store() -> Any:
-        return app.state.runtime.idempotency
+    def idempotency_keys() -> Any:
+        return app.state.runtime.keys
 
     def problem_body(status: int, code: str, detail: str) -> bytes:
         return msgspec.json.encode(
@@ -120,7 +120,7 @@ def create_app(settings: ApiSettings | None = None, *, clock: Clock = system_clo
             _append(
                 DefineMiddleware(
                     IdempotencyMiddleware,
-                    store=idempotency_store,
+                    keys=idempotency_keys,
                     problem=problem_body,
                     max_body=chosen.max_body_bytes,
                 )

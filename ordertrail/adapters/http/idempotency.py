@@ -17,13 +17,16 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4, uuid5
 
 import msgspec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from ordertrail.adapters.http.key_queue import KeyQueue
 
 from ordertrail.domain.ids import NAMESPACE
 from ordertrail.projections.store import ReadStore, Tx
@@ -55,6 +58,9 @@ def command_id(scope: Scope) -> UUID:
     found = scope.get("state", {}).get("ordertrail.command_id")
     return found if isinstance(found, UUID) else uuid4()
 
+
+#: Keys per claiming INSERT (three parameters each; SQLite allows 32,766 per statement).
+CLAIMS_PER_STATEMENT = 500
 
 CLAIM = (
     "INSERT INTO http_idempotency (key, fingerprint, state, created_at)"
@@ -107,17 +113,42 @@ class IdempotencyStore:
             return "done", held_by, Stored(status, msgspec.json.decode(headers), body)
         return "in_progress", held_by, None
 
+    def claim_many(self, claims: Sequence[tuple[str, str]]) -> set[str]:
+        """Claim many distinct keys ((key, fingerprint) each) in one statement per
+        ``CLAIMS_PER_STATEMENT``; returns those claimed now (the others were held
+        already: ``claim`` tells by whom)."""
+        now = datetime.now(UTC).isoformat()
+        claimed: set[str] = set()
+        for start in range(0, len(claims), CLAIMS_PER_STATEMENT):
+            chunk = claims[start : start + CLAIMS_PER_STATEMENT]
+            values = ", ".join(["(?, ?, 'in_progress', ?)"] * len(chunk))
+            with self.store.single() as tx:
+                rows = tx.all(
+                    "INSERT INTO http_idempotency (key, fingerprint, state, created_at)"
+                    f" VALUES {values} ON CONFLICT (key) DO NOTHING RETURNING key",
+                    tuple(v for key, fingerprint in chunk for v in (key, fingerprint, now)),
+                )
+            claimed.update(str(row[0]) for row in rows)
+        return claimed
+
     def complete(self, key: str, response: Stored) -> None:
-        with self.store.single() as tx:
-            tx.execute(
+        self.complete_many({key: response})
+
+    def complete_many(self, responses: Mapping[str, Stored]) -> None:
+        """Store the responses of many keys in one transaction."""
+        with self.store.transaction() as tx:
+            tx.executemany(
                 "UPDATE http_idempotency SET state = 'done', status = ?, headers = ?, body = ?"
                 " WHERE key = ?",
-                (
-                    response.status,
-                    msgspec.json.encode(response.headers).decode(),
-                    response.body,
-                    key,
-                ),
+                [
+                    (
+                        response.status,
+                        msgspec.json.encode(response.headers).decode(),
+                        response.body,
+                        key,
+                    )
+                    for key, response in responses.items()
+                ],
             )
 
     def release(self, key: str) -> None:
@@ -141,12 +172,12 @@ class IdempotencyMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        store: Callable[[], IdempotencyStore],
+        keys: Callable[[], KeyQueue],
         problem: Callable[[int, str, str], bytes],
         max_body: int,
     ) -> None:
         self.app = app
-        self.store = store
+        self.keys = keys
         self.problem = problem
         self.max_body = max_body
 
@@ -180,10 +211,10 @@ class IdempotencyMiddleware:
             scope["method"].encode() + b" " + scope["path"].encode() + b"\x00" + body
         ).hexdigest()
         scope.setdefault("state", {})["ordertrail.command_id"] = uuid5(_COMMANDS, key)
-        store = self.store()
+        keys = self.keys()
         deadline = time.monotonic() + WAIT_FOR
         while True:
-            state, held_by, stored = await asyncio.to_thread(store.claim, key, fingerprint)
+            state, held_by, stored = await keys.claim(key, fingerprint)
             if held_by != fingerprint:
                 await self._send_problem(
                     send,
@@ -206,11 +237,9 @@ class IdempotencyMiddleware:
                 )
                 return
             await asyncio.sleep(0.05)
-        await self._run(asgi_scope, body, send, store, key)
+        await self._run(asgi_scope, body, send, keys, key)
 
-    async def _run(
-        self, scope: Scope, body: bytes, send: Send, store: IdempotencyStore, key: str
-    ) -> None:
+    async def _run(self, scope: Scope, body: bytes, send: Send, keys: KeyQueue, key: str) -> None:
         captured: dict[str, Any] = {"status": 500, "headers": [], "body": b""}
         delivered = False
 
@@ -236,16 +265,16 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replayed_receive, capturing_send)
         except BaseException:
-            await _after_response(store.release, key)
+            await _after_response(keys.store.release, key)
             raise
         status = int(captured["status"])
         if status >= 500 or status == 429:
-            await _after_response(store.release, key)
+            await _after_response(keys.store.release, key)
         else:
             stored = Stored(
                 status, captured["headers"], base64.b64encode(captured["body"]).decode()
             )
-            await _after_response(store.complete, key, stored)
+            keys.complete(key, stored)
 
     async def _send_problem(self, send: Send, status: int, code: str, detail: str) -> None:
         body = self.problem(status, code, detail)

@@ -19,6 +19,7 @@ from ordertrail.adapters.demo import seed_catalog
 from ordertrail.adapters.http.auth import Principal, jwt_auth
 from ordertrail.adapters.http.config import ApiSettings
 from ordertrail.adapters.http.idempotency import IdempotencyStore
+from ordertrail.adapters.http.key_queue import KeyQueue
 from ordertrail.adapters.read_models import ReadSide, read_store
 from ordertrail.adapters.writer_lock import AdvisoryWriterLock, placement_writer_lock
 from ordertrail.application.batching import DEFAULT_MAX_BATCH, PlacementBatcher
@@ -46,6 +47,8 @@ class Runtime:
     #: Makes the placement writers of the service's worker processes take turns.
     writer_lock: AdvisoryWriterLock | None = field(default=None)
     janitor: Janitor | None = field(default=None)
+    #: Claims and completions of idempotency keys, batched (set by ``open``).
+    keys: KeyQueue = field(init=False)
 
     @classmethod
     def open(
@@ -57,15 +60,16 @@ class Runtime:
             read = ReadSide.open(ot, store)
             idempotency = IdempotencyStore(store)
         runtime = cls(settings, ot, read, idempotency, auth)
+        runtime.keys = KeyQueue(idempotency)
         batch = placement_batch_size()
         if batch > 0:
             runtime.writer_lock = placement_writer_lock(settings.store)
             turns = runtime.writer_lock or contextlib.nullcontext
             runtime.placer = PlacementBatcher(ot.ordering, max_batch=batch, writer_lock=turns)
         with contextlib.suppress(RuntimeError):  # not in an event loop (tests, tools)
-            # asyncio.to_thread (the idempotency store, blocking I/O) runs on the loop's
-            # default executor: min(32, cores + 4) threads, 6 on a 2-core machine, too
-            # few for requests that each wait a commit.
+            # Blocking handlers (sync_to_thread) run on the loop's default executor:
+            # min(32, cores + 4) threads, 6 on a 2-core machine, too few for requests
+            # that each wait a commit.
             asyncio.get_running_loop().set_default_executor(
                 ThreadPoolExecutor(io_threads(), thread_name_prefix="ordertrail-io")
             )
@@ -99,6 +103,7 @@ class Runtime:
         return self.ot.ordering.place_order(command, ctx), None
 
     def close(self) -> None:
+        self.keys.close()
         if self.placer is not None:
             self.placer.close()
         if self.writer_lock is not None:
