@@ -96,8 +96,8 @@ _HOLDABLE_INSERT = re.compile(
 
 class BatchTx(Tx):
     """A projection batch's transaction: one-row INSERTs of placeholders (``execute`` or
-    ``executemany``; ``ON CONFLICT DO NOTHING`` allowed) are held and sent as one multi-row INSERT per statement, just before
-    any other statement and at the end.
+    ``executemany``; ``ON CONFLICT DO NOTHING`` allowed) are held and sent as one
+    multi-row INSERT per statement, just before any other statement and at the end.
 
     Read models insert a few rows per event (an order placed is a row in each of five
     tables of order tracking, three of the dashboard, ...): one statement each was most
