@@ -91,3 +91,15 @@ def test_a_failing_store_fails_the_claims_it_was_asked(
     assert isinstance(outcome[0], ConnectionError)
     monkeypatch.undo()
     assert asyncio.run(claims(keys, ("k1", "f"))) == [("new", "f", None)]  # nothing written
+
+
+def test_many_responses_are_stored_at_once_each_to_its_key(store: IdempotencyStore) -> None:
+    keys = [f"k-{n}" for n in range(5)]
+    assert store.claim_many([(k, f"fp-{k}") for k in keys]) == set(keys)
+    responses = {
+        k: Stored(200 + n, [["etag", f'"{n}"']], f"body-{n}") for n, k in enumerate(keys[:4])
+    }
+    store.complete_many(responses)
+    for k in keys[:4]:
+        assert store.claim(k, f"fp-{k}") == ("done", f"fp-{k}", responses[k])
+    assert store.claim("k-4", "fp-k-4") == ("in_progress", "fp-k-4", None)  # not completed

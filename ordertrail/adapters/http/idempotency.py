@@ -135,21 +135,30 @@ class IdempotencyStore:
         self.complete_many({key: response})
 
     def complete_many(self, responses: Mapping[str, Stored]) -> None:
-        """Store the responses of many keys in one transaction."""
+        """Store the responses of many keys in one transaction (on PostgreSQL in one
+        statement per ``CLAIMS_PER_STATEMENT`` keys)."""
+        rows = [
+            (key, response.status, msgspec.json.encode(response.headers).decode(), response.body)
+            for key, response in responses.items()
+        ]
         with self.store.transaction() as tx:
-            tx.executemany(
-                "UPDATE http_idempotency SET state = 'done', status = ?, headers = ?, body = ?"
-                " WHERE key = ?",
-                [
-                    (
-                        response.status,
-                        msgspec.json.encode(response.headers).decode(),
-                        response.body,
-                        key,
-                    )
-                    for key, response in responses.items()
-                ],
-            )
+            if tx.dialect != "postgres":
+                tx.executemany(
+                    "UPDATE http_idempotency SET state = 'done', status = ?, headers = ?,"
+                    " body = ? WHERE key = ?",
+                    [(status, headers, body, key) for key, status, headers, body in rows],
+                )
+                return
+            for start in range(0, len(rows), CLAIMS_PER_STATEMENT):
+                chunk = rows[start : start + CLAIMS_PER_STATEMENT]
+                values = ", ".join(["(?, ?::bigint, ?, ?)"] * len(chunk))
+                tx.execute(
+                    "UPDATE http_idempotency AS h SET state = 'done', status = v.status,"
+                    " headers = v.headers, body = v.body"
+                    f" FROM (VALUES {values}) AS v (key, status, headers, body)"
+                    " WHERE h.key = v.key",
+                    tuple(value for row in chunk for value in row),
+                )
 
     def release(self, key: str) -> None:
         """Forget a key whose request failed in a way worth retrying (5xx, 429)."""
