@@ -15,6 +15,18 @@ from ordertrail.projections.readmodel import Position, ReadModel
 from ordertrail.projections.store import ReadStore, Tx
 
 
+@dataclass
+class _Level:
+    """A stock record's change over a batch."""
+
+    on_hand: int = 0
+    reserved: int = 0
+    updated_at: str = ""
+
+
+Levels = dict[str, _Level]
+
+
 @dataclass(frozen=True)
 class Level:
     sku: str
@@ -61,14 +73,30 @@ class InventoryLevels(ReadModel):
         )
 
     def handle(self, tx: Tx, event: DomainEventProtocol[Any], position: Position) -> None:
-        self._apply(event, tx, position)
+        self.handle_many(tx, [(event, position)])
+
+    def handle_many(
+        self, tx: Tx, events: Sequence[tuple[DomainEventProtocol[Any], Position]]
+    ) -> None:
+        """A movement row per event, and one update per stock record for the batch: the
+        levels are sums of the movements (and the time of the last), so adding a batch's
+        movements at once ends where adding them one by one does."""
+        levels: dict[str, _Level] = {}
+        for event, position in events:
+            self._apply(event, tx, position, levels)
+        for item_id, level in levels.items():
+            tx.execute(
+                "UPDATE inventory_levels SET on_hand = on_hand + ?, reserved = reserved + ?,"
+                " updated_at = ? WHERE item_id = ?",
+                (level.on_hand, level.reserved, level.updated_at, item_id),
+            )
 
     @singledispatchmethod
-    def _apply(self, event: Any, tx: Tx, position: Position) -> None:
+    def _apply(self, event: Any, tx: Tx, position: Position, levels: Levels) -> None:
         """Other events do not move stock."""
 
     @_apply.register
-    def _(self, event: InventoryItem.Opened, tx: Tx, position: Position) -> None:
+    def _(self, event: InventoryItem.Opened, tx: Tx, position: Position, levels: Levels) -> None:
         tx.execute(
             "INSERT INTO inventory_levels (item_id, sku, warehouse, on_hand, reserved,"
             " updated_at) VALUES (?, ?, ?, 0, 0, ?)",
@@ -76,22 +104,41 @@ class InventoryLevels(ReadModel):
         )
 
     @_apply.register
-    def _(self, event: InventoryItem.StockReceived, tx: Tx, position: Position) -> None:
-        _move(tx, event, position, "received", on_hand=event.quantity, detail=event.reference)
+    def _(
+        self, event: InventoryItem.StockReceived, tx: Tx, position: Position, levels: Levels
+    ) -> None:
+        _move(
+            tx, levels, event, position, "received", on_hand=event.quantity, detail=event.reference
+        )
 
     @_apply.register
-    def _(self, event: InventoryItem.StockAdjusted, tx: Tx, position: Position) -> None:
+    def _(
+        self, event: InventoryItem.StockAdjusted, tx: Tx, position: Position, levels: Levels
+    ) -> None:
         note = f"{event.reason.value}: {event.note}" if event.note else event.reason.value
-        _move(tx, event, position, "adjusted", on_hand=event.delta, detail=note)
+        _move(tx, levels, event, position, "adjusted", on_hand=event.delta, detail=note)
 
     @_apply.register
-    def _(self, event: InventoryItem.StockReserved, tx: Tx, position: Position) -> None:
-        _move(tx, event, position, "reserved", reserved=event.quantity, order_id=event.order_id)
-
-    @_apply.register
-    def _(self, event: InventoryItem.ReservationReleased, tx: Tx, position: Position) -> None:
+    def _(
+        self, event: InventoryItem.StockReserved, tx: Tx, position: Position, levels: Levels
+    ) -> None:
         _move(
             tx,
+            levels,
+            event,
+            position,
+            "reserved",
+            reserved=event.quantity,
+            order_id=event.order_id,
+        )
+
+    @_apply.register
+    def _(
+        self, event: InventoryItem.ReservationReleased, tx: Tx, position: Position, levels: Levels
+    ) -> None:
+        _move(
+            tx,
+            levels,
             event,
             position,
             "released",
@@ -101,9 +148,12 @@ class InventoryLevels(ReadModel):
         )
 
     @_apply.register
-    def _(self, event: InventoryItem.ReservationCommitted, tx: Tx, position: Position) -> None:
+    def _(
+        self, event: InventoryItem.ReservationCommitted, tx: Tx, position: Position, levels: Levels
+    ) -> None:
         _move(
             tx,
+            levels,
             event,
             position,
             "shipped",
@@ -114,9 +164,12 @@ class InventoryLevels(ReadModel):
         )
 
     @_apply.register
-    def _(self, event: InventoryItem.StockRestocked, tx: Tx, position: Position) -> None:
+    def _(
+        self, event: InventoryItem.StockRestocked, tx: Tx, position: Position, levels: Levels
+    ) -> None:
         _move(
             tx,
+            levels,
             event,
             position,
             "restocked",
@@ -128,6 +181,7 @@ class InventoryLevels(ReadModel):
 
 def _move(
     tx: Tx,
+    levels: Levels,
     event: InventoryItem.Event,
     position: Position,
     kind: str,
@@ -138,11 +192,10 @@ def _move(
     detail: str = "",
 ) -> None:
     item_id = str(event.originator_id)
-    tx.execute(
-        "UPDATE inventory_levels SET on_hand = on_hand + ?, reserved = reserved + ?,"
-        " updated_at = ? WHERE item_id = ?",
-        (on_hand, reserved, event.timestamp.isoformat(), item_id),
-    )
+    level = levels.setdefault(item_id, _Level())
+    level.on_hand += on_hand
+    level.reserved += reserved
+    level.updated_at = event.timestamp.isoformat()
     tx.execute(
         "INSERT INTO inventory_movements (position, item_id, occurred_at, kind, on_hand_delta,"
         " reserved_delta, order_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
