@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ordertrail.adapters.http import key_queue
 from ordertrail.adapters.http.idempotency import IdempotencyStore, Stored
 from ordertrail.adapters.http.key_queue import KeyQueue
 from ordertrail.adapters.read_models import read_store
@@ -103,3 +104,30 @@ def test_many_responses_are_stored_at_once_each_to_its_key(store: IdempotencySto
     for k in keys[:4]:
         assert store.claim(k, f"fp-{k}") == ("done", f"fp-{k}", responses[k])
     assert store.claim("k-4", "fp-k-4") == ("in_progress", "fp-k-4", None)  # not completed
+
+
+def test_a_chunk_that_fails_fails_only_its_own_requests(
+    keys: KeyQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(key_queue, "CLAIMS_PER_STATEMENT", 2)
+    real = keys.store.claim_many
+    calls = [0]
+
+    def second_fails(claims: Any) -> set[str]:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise ConnectionError("store down")
+        return real(claims)
+
+    monkeypatch.setattr(keys.store, "claim_many", second_fails)
+
+    async def burst() -> list[Any]:
+        claimed = [keys.claim(f"c-{n}", "f") for n in range(5)]
+        return list(await asyncio.gather(*claimed, return_exceptions=True))
+
+    answers = asyncio.run(burst())
+    assert answers[0] == answers[1] == ("new", "f", None)
+    assert isinstance(answers[2], ConnectionError)
+    assert isinstance(answers[3], ConnectionError)
+    assert answers[4] == ("new", "f", None)
+    assert keys.statements == 3

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ordertrail.adapters.http.idempotency import IdempotencyStore, Stored
+from ordertrail.adapters.http.idempotency import CLAIMS_PER_STATEMENT, IdempotencyStore, Stored
 
 log = logging.getLogger(__name__)
 
@@ -121,18 +121,23 @@ class KeyQueue:
                 again.append(claim)
             else:
                 first[claim.key] = claim
-        try:
-            self.statements += 1
-            claimed = self.store.claim_many([(c.key, c.fingerprint) for c in first.values()])
-        except Exception as error:
-            for claim in claims:
-                claim.answer(error)
-            return
-        for claim in first.values():
-            if claim.key in claimed:
-                claim.answer(("new", claim.fingerprint, None))
-            else:
-                self._claim_alone(claim)
+        distinct = list(first.values())
+        # One statement per chunk, each answered on its own: a chunk that fails fails
+        # only its requests (those of the chunks before it hold their keys and run).
+        for start in range(0, len(distinct), CLAIMS_PER_STATEMENT):
+            chunk = distinct[start : start + CLAIMS_PER_STATEMENT]
+            try:
+                self.statements += 1
+                claimed = self.store.claim_many([(c.key, c.fingerprint) for c in chunk])
+            except Exception as error:
+                for claim in chunk:
+                    claim.answer(error)
+                continue
+            for claim in chunk:
+                if claim.key in claimed:
+                    claim.answer(("new", claim.fingerprint, None))
+                else:
+                    self._claim_alone(claim)
         for claim in again:
             self._claim_alone(claim)
 
