@@ -90,10 +90,8 @@ class IdempotencyStore:
         """("new", …) when this request may go ahead; otherwise the state, the
         fingerprint and (when done) the stored response of the request that holds the key."""
         now = datetime.now(UTC)
-        # Most keys are new: one statement on its own claims them (one round trip).
-        with self.store.single() as tx:
-            if tx.count(CLAIM, (key, fingerprint, now.isoformat())):
-                return "new", fingerprint, None
+        # New keys are claimed a burst at a time (``claim_many``); a key comes here when it
+        # was held then, so the insert is tried inside the transaction that reads it.
         with self.store.transaction() as tx:
             inserted = tx.count(CLAIM, (key, fingerprint, now.isoformat()))
             if inserted:
@@ -130,9 +128,6 @@ class IdempotencyStore:
                 )
             claimed.update(str(row[0]) for row in rows)
         return claimed
-
-    def complete(self, key: str, response: Stored) -> None:
-        self.complete_many({key: response})
 
     def complete_many(self, responses: Mapping[str, Stored]) -> None:
         """Store the responses of many keys in one transaction (on PostgreSQL in one
