@@ -18,6 +18,7 @@ from ordertrail.domain import ids
 from ordertrail.domain.catalog import Product
 from ordertrail.domain.orders import Order
 from tests.support.builders import customer, order_of, provider, staff, stocked_product
+from tests.support.spies import counted
 
 
 def place(ot: Ordertrail, n: int) -> list[UUID]:
@@ -41,19 +42,6 @@ def state(order: Order) -> tuple[Any, ...]:
 def shop(ot: Ordertrail) -> Ordertrail:
     stocked_product(ot, "TEA-1", 30, 1_000)
     return ot
-
-
-def counted(app: Any, name: str) -> list[int]:
-    """Counts calls of one of the recorder's methods (the real one runs)."""
-    calls = [0]
-    original = getattr(app.recorder, name)
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls[0] += 1
-        return original(*args, **kwargs)
-
-    setattr(app.recorder, name, counting)
-    return calls
 
 
 def test_many_orders_in_one_query_equal_each_read_alone(shop: Ordertrail) -> None:

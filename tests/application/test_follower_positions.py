@@ -5,27 +5,14 @@ PostgreSQL)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from ordertrail.application.followers import Follower
 from ordertrail.application.system import Ordertrail
 from tests.support.fulfilment import ready_order, ship
+from tests.support.spies import counted
 
 
 def follower(ot: Ordertrail, name: str) -> Follower:
     return next(f for f in ot.followers if f.name == name)
-
-
-def counted_selects(app: Any) -> list[int]:
-    calls = [0]
-    real = app.recorder.select_notifications
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls[0] += 1
-        return real(*args, **kwargs)
-
-    app.recorder.select_notifications = counting
-    return calls
 
 
 def test_a_follower_moves_past_what_it_does_not_want(ot: Ordertrail) -> None:
@@ -34,7 +21,7 @@ def test_a_follower_moves_past_what_it_does_not_want(ot: Ordertrail) -> None:
     assert booker.run_once() == 0
     assert booker.position() == ot.orders.head()  # not at 0: past every order's events
 
-    selects = counted_selects(ot.orders)
+    selects = counted(ot.orders, "select_notifications")
     assert booker.run_once() == 0
     assert selects[0] == 0  # nothing new: not even a query
 
