@@ -240,8 +240,7 @@ class Ordering:
                 command.lines, dict.fromkeys(range(len(command.lines)), "-"), products
             ),
             delivery_groups=groups,
-            shipping_fee=command.shipping_fee
-            or Money.zero(products[command.lines[0].sku].price.currency),
+            shipping_fee=_shipping_fee(command, products),
             discounts=command.discounts,
             payment_plan=command.payment_plan,
             payment_due_at=now + self.payment_window,
@@ -266,8 +265,7 @@ class Ordering:
             customer_id=command.customer_id,
             lines=_priced_lines(command.lines, chosen, products),
             delivery_groups=groups,
-            shipping_fee=command.shipping_fee
-            or Money.zero(products[command.lines[0].sku].price.currency),
+            shipping_fee=_shipping_fee(command, products),
             discounts=command.discounts,
             payment_plan=command.payment_plan,
             payment_due_at=now + self.payment_window,
@@ -404,6 +402,11 @@ def _checked_group(group: DeliveryGroup) -> DeliveryGroup:
             country=address.country,
         ),
     )
+
+
+def _shipping_fee(command: PlaceOrder, products: Mapping[str, Product]) -> Money:
+    """The command's shipping fee, or none in the currency of its first product."""
+    return command.shipping_fee or Money.zero(products[command.lines[0].sku].price.currency)
 
 
 def _priced_lines(
