@@ -56,6 +56,8 @@ if str(ROOT) not in sys.path:
 
 import psycopg  # noqa: E402
 
+from benchmarks.floor import ceiling  # noqa: E402
+from benchmarks.floor import run_in_child as run_floor  # noqa: E402
 from benchmarks.machine import describe  # noqa: E402
 from ordertrail.adapters.devdb import DURABLE, Cluster, start_cluster  # noqa: E402
 
@@ -70,6 +72,8 @@ ADDRESS = {
     "country": "CN",
 }
 PY = sys.executable
+#: Orders timed for the floor (``benchmarks/floor.py``): about a second.
+FLOOR_ORDERS = 8000
 #: Environment of the API workers set from the command line (``--malloc-arena-max``).
 API_ENV = {"MALLOC_ARENA_MAX": "2"}
 
@@ -80,7 +84,7 @@ API_ENV = {"MALLOC_ARENA_MAX": "2"}
 @dataclass
 class Result:
     name: str
-    kind: str  # "baseline" or "system"
+    kind: str  # "baseline", "ceiling" or "system"
     ops: int
     seconds: float
     p50_ms: float = 0.0
@@ -879,37 +883,54 @@ def projector(url: str, role: str) -> None:
     ot.close()
 
 
+def cpu_of(pids: list[int]) -> float:
+    """CPU seconds used so far by the processes ``pids`` that are alive."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu(cluster: Cluster) -> float:
+    """CPU seconds used so far by PostgreSQL: its processes alive now, and those that
+    have exited (the postmaster has reaped them: their time is in its children's)."""
+    postmaster = int(Path(cluster.data, "postmaster.pid").read_text().split()[0])
+    backends = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
+                              text=True, check=False).stdout.split()
+    reaped = 0.0
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+        reaped = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    return cpu_of([postmaster] + [int(b) for b in backends]) + reaped
+
+
+def children_cpu() -> float:
+    """CPU seconds of this harness's children that have exited (load processes, wrk)."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def cpu_split(cluster: Cluster, api: Served, others: dict[str, int] | None = None
               ) -> dict[str, float]:
-    """CPU seconds used so far by the API workers, PostgreSQL's processes (those alive
-    now: the pooled connections last the run), ``others`` (name: pid — the projector,
-    py-spy), this harness (its lag sampler) and its finished children (wrk), and by the
-    whole machine (every core, every session)."""
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def of(pids: list[int]) -> float:
-        total = 0
-        for pid in pids:
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])
-        return total / tick
-
-    postmaster = Path(cluster.data, "postmaster.pid").read_text().split()[0]
-    backends = subprocess.run(["pgrep", "-P", postmaster], capture_output=True, text=True,
-                              check=False).stdout.split()
+    """CPU seconds used so far by the API workers, PostgreSQL, ``others`` (name: pid —
+    the projector, py-spy), this harness (its lag sampler) and its finished children
+    (wrk), and by the whole machine (every core, every session)."""
     import resource
 
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     machine = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     busy = sum(int(x) for x in machine) - int(machine[3]) - int(machine[4])
     own = os.times()
-    return {"api_workers": of(api.workers()),
-            "postgres": of([int(postmaster)] + [int(b) for b in backends]),
-            **{name: of([pid]) for name, pid in (others or {}).items()},
+    return {"api_workers": cpu_of(api.workers()),
+            "postgres": postgres_cpu(cluster),
+            **{name: cpu_of([pid]) for name, pid in (others or {}).items()},
             "harness": own.user + own.system,
             "harness_children": children.ru_utime + children.ru_stime,
-            "machine_busy": busy / tick}
+            "machine_busy": busy / os.sysconf("SC_CLK_TCK")}
 
 
 def rss_mib(pids: list[int]) -> float:
@@ -1035,6 +1056,11 @@ def main(argv: list[str] | None = None) -> int:
                                   got["ops"], d, got["p50"], got["p99"], c, got["refused"],
                                   got["errors"]))
             print(results[-1], flush=True)
+            floor = run_floor(FLOOR_ORDERS)
+            results.append(Result("floor: one order's own work, no I/O, one core", "ceiling",
+                                  floor["orders"], floor["seconds"], concurrency=1,
+                                  extra={"us_per_order": floor["us_per_order"]}))
+            print(results[-1], flush=True)
 
         flash = {"tail": args.tail, "hot_share": args.hot_share}
         if wanted("unbatched"):
@@ -1049,7 +1075,13 @@ def main(argv: list[str] | None = None) -> int:
         if wanted("batched"):
             for procs in sorted({1, args.procs}):
                 url = new_store(cluster, f"batched{procs}", args.tail, args.hot_stock)
+                before = postgres_cpu(cluster), children_cpu()
                 got = run_inprocess("batched", url, c, d, procs, flash)
+                # CPU per order of the load processes (set-up included) and PostgreSQL.
+                spent = postgres_cpu(cluster) - before[0], children_cpu() - before[1]
+                got["extra"]["cpu_us_per_order"] = {
+                    "load_processes": round(spent[1] / max(got["ops"], 1) * 1e6),
+                    "postgres": round(spent[0] / max(got["ops"], 1) * 1e6)}
                 r = Result(f"in-process batched placement, flash sale ({procs} proc)", "system",
                            got["ops"], d, got["p50"], got["p99"], c, got["refused"],
                            got["errors"], extra=got["extra"])
@@ -1367,12 +1399,31 @@ def print_table(results: list[Result], sweep: list[dict[str, Any]]) -> None:
     for r in results:
         if r.extra or r.note:
             print(f"- {r.name}: {r.note} {json.dumps(r.extra, default=str)}")
+    print_ceiling(results, raw, crud)
     if sweep:
         print("\n| concurrency | orders/s | p50 ms | p99 ms | statuses | checks |")
         print("|---:|---:|---:|---:|---|---|")
         for p in sweep:
             print(f"| {p['concurrency']} | {p['rate']:,.0f} | {p['p50']:.1f} | {p['p99']:.1f} |"
                   f" {p['statuses']} | {p['checks']} |")
+
+
+def print_ceiling(results: list[Result], raw: float, crud: float) -> None:
+    """The machine's ceiling for placement: every core busy with only an order's floor
+    (its own work in Python) and its measured share of PostgreSQL's CPU."""
+    floor = next((r for r in results if r.kind == "ceiling"), None)
+    placed = next((r for r in results if r.name.endswith("flash sale (1 proc)")), None)
+    if floor is None or placed is None or "cpu_us_per_order" not in placed.extra:
+        return
+    floor_us = floor.seconds / floor.ops * 1e6
+    spent = placed.extra["cpu_us_per_order"]
+    cores = os.cpu_count() or 1
+    top = ceiling(floor_us, spent["postgres"], cores)
+    print(f"\n- ceiling: {cores} cores / (floor {floor_us:.0f} µs + PostgreSQL"
+          f" {spent['postgres']} µs per order) = {top:,.0f} orders/s"
+          f" = {top / raw if raw else 0:.2f}x raw insert, {top / crud if crud else 0:.2f}x"
+          f" CRUD hot row; the load process spent {spent['load_processes']} µs per order"
+          f" ({spent['load_processes'] / floor_us:.1f}x the floor)")
 
 
 class LoadSampler(threading.Thread):
