@@ -169,6 +169,7 @@ def _worker(kind: str, url: str, threads: int, duration: float, seed: int, opts:
     states = [setup(seed * 1000 + n) for n in range(threads)]
     out.put("ready")
     go.wait()  # every process starts together, after its set-up
+    began = os.times()
     start_at = time.time()
     stop_at = start_at + duration
 
@@ -209,9 +210,11 @@ def _worker(kind: str, url: str, threads: int, duration: float, seed: int, opts:
         w.start()
     for w in workers:
         w.join()
+    ended = os.times()
     extra = close()
     out.put({**counts, "lat": random.sample(lat, min(len(lat), 20000)), "acked": acked,
-             "extra": extra})
+             "extra": extra,
+             "cpu": ended.user + ended.system - began.user - began.system})
 
 
 class Refused(Exception):
@@ -419,7 +422,10 @@ NaiveOrder = _naive_order_class()
 
 
 def run_inprocess(kind: str, url: str, concurrency: int, duration: float, procs: int,
-                  opts: dict[str, Any] | None = None) -> dict[str, Any]:
+                  opts: dict[str, Any] | None = None, cluster: Cluster | None = None
+                  ) -> dict[str, Any]:
+    """``concurrency`` clients in ``procs`` processes; with ``cluster``, also the CPU
+    seconds PostgreSQL used from the start of the run to the last result."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     per = [concurrency // procs + (i < concurrency % procs) for i in range(procs)]
@@ -430,8 +436,10 @@ def run_inprocess(kind: str, url: str, concurrency: int, duration: float, procs:
         child.start()
     for _ in children:
         assert queue.get(timeout=300) == "ready"
+    postgres_before = postgres_cpu(cluster) if cluster is not None else 0.0
     go.set()
     results = [queue.get(timeout=duration + 120) for _ in children]
+    postgres = postgres_cpu(cluster) - postgres_before if cluster is not None else 0.0
     for child in children:
         child.join()
     lat = [x for r in results for x in r["lat"]]
@@ -447,6 +455,8 @@ def run_inprocess(kind: str, url: str, concurrency: int, duration: float, procs:
         "p99": percentile(lat, 0.99),
         "acked": [a for r in results for a in r["acked"]],
         "extra": extra,
+        "cpu": sum(r["cpu"] for r in results),
+        "postgres_cpu": postgres,
     }
 
 
@@ -906,14 +916,6 @@ def postgres_cpu(cluster: Cluster) -> float:
     return cpu_of([postmaster] + [int(b) for b in backends]) + reaped
 
 
-def children_cpu() -> float:
-    """CPU seconds of this harness's children that have exited (load processes, wrk)."""
-    import resource
-
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
-
-
 def cpu_split(cluster: Cluster, api: Served, others: dict[str, int] | None = None
               ) -> dict[str, float]:
     """CPU seconds used so far by the API workers, PostgreSQL, ``others`` (name: pid —
@@ -1075,13 +1077,11 @@ def main(argv: list[str] | None = None) -> int:
         if wanted("batched"):
             for procs in sorted({1, args.procs}):
                 url = new_store(cluster, f"batched{procs}", args.tail, args.hot_stock)
-                before = postgres_cpu(cluster), children_cpu()
-                got = run_inprocess("batched", url, c, d, procs, flash)
-                # CPU per order of the load processes (set-up included) and PostgreSQL.
-                spent = postgres_cpu(cluster) - before[0], children_cpu() - before[1]
+                got = run_inprocess("batched", url, c, d, procs, flash, cluster)
+                # CPU per order during the run: the load processes', PostgreSQL's.
                 got["extra"]["cpu_us_per_order"] = {
-                    "load_processes": round(spent[1] / max(got["ops"], 1) * 1e6),
-                    "postgres": round(spent[0] / max(got["ops"], 1) * 1e6)}
+                    "load_processes": round(got["cpu"] / max(got["ops"], 1) * 1e6),
+                    "postgres": round(got["postgres_cpu"] / max(got["ops"], 1) * 1e6)}
                 r = Result(f"in-process batched placement, flash sale ({procs} proc)", "system",
                            got["ops"], d, got["p50"], got["p99"], c, got["refused"],
                            got["errors"], extra=got["extra"])
@@ -1089,7 +1089,10 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(r)
                 print(r, flush=True)
             url = new_store(cluster, "hotonly", args.tail, big)
-            got = run_inprocess("batched", url, c, d, 1, {**flash, "hot_share": 1.0})
+            got = run_inprocess("batched", url, c, d, 1, {**flash, "hot_share": 1.0}, cluster)
+            got["extra"]["cpu_us_per_order"] = {
+                "load_processes": round(got["cpu"] / max(got["ops"], 1) * 1e6),
+                "postgres": round(got["postgres_cpu"] / max(got["ops"], 1) * 1e6)}
             r = Result("in-process batched, hot SKU only (reservations)", "system", got["ops"],
                        d, got["p50"], got["p99"], c, got["refused"], got["errors"],
                        extra=got["extra"])
@@ -1325,6 +1328,8 @@ def main(argv: list[str] | None = None) -> int:
              "sweep": sweep}, indent=2, default=str))
     if args.plot and sweep:
         plot(sweep, results, args.plot)
+    if args.plot:
+        plot_ceiling(results, str(Path(args.plot).with_name(Path(args.plot).stem + "_ceiling.png")))
     if args.plot and soak_memory:
         plot_memory(soak_memory, str(Path(args.plot).with_name(Path(args.plot).stem + "_soak_memory.png")))
     bad = [r for r in results if any(r.checks.get(k) for k in ("oversold", "missing",
@@ -1485,10 +1490,47 @@ def plot_memory(memory: list[Any], path: str) -> None:
 
 
 def replot(json_path: str, path: str) -> None:
-    """Draw the sweep plot again from a run's ``--json`` file."""
+    """Draw the sweep and ceiling plots again from a run's ``--json`` file."""
     data = json.loads(Path(json_path).read_text())
     results = [Result(**{k: v for k, v in r.items() if k != "rate"}) for r in data["results"]]
     plot(data["sweep"], results, path)
+    plot_ceiling(results, str(Path(path).with_name(Path(path).stem + "_ceiling.png")))
+
+
+def plot_ceiling(results: list[Result], path: str) -> None:
+    """Every placement rate of the run beside the baselines, the floor and the ceiling."""
+    floor = next((r for r in results if r.kind == "ceiling"), None)
+    placed = next((r for r in results if r.name.endswith("flash sale (1 proc)")), None)
+    if floor is None or placed is None or "cpu_us_per_order" not in placed.extra:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    top = ceiling(floor.seconds / floor.ops * 1e6, placed.extra["cpu_us_per_order"]["postgres"],
+                  os.cpu_count() or 1)
+    wanted = [("raw psycopg", "raw insert, 1 row/txn"), ("CRUD hot row", "CRUD hot row"),
+              ("Litestar hello", "hello-world POST"), ("floor:", "floor: one order's own work, 1 core"),
+              ("in-process batched placement, flash sale (1", "in process, flash sale"),
+              ("in-process batched, hot", "in process, hot SKU only"),
+              ("HTTP flash sale: POST", "HTTP POST /orders, 32 conn.")]
+    bars = [(label, r.rate, r.kind) for prefix, label in wanted
+            for r in results if r.name.startswith(prefix)]
+    bars.insert(4, ("ceiling: 2 cores, floor + PostgreSQL", top, "ceiling"))
+    colours = {"baseline": "tab:grey", "ceiling": "tab:blue", "system": "tab:orange"}
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    ys = list(range(len(bars)))[::-1]
+    ax.barh(ys, [b[1] for b in bars], color=[colours[b[2]] for b in bars])
+    for y, (_, rate, _) in zip(ys, bars, strict=True):
+        ax.text(rate * 1.05, y, f"{rate:,.0f}", va="center", fontsize=8)
+    ax.set_yticks(ys, [b[0] for b in bars], fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlim(right=max(b[1] for b in bars) * 3)
+    ax.set_xlabel("orders (or requests, transactions) per second, log scale")
+    ax.set_title("Placement against the baselines and this machine's ceiling", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def plot(sweep: list[dict[str, Any]], results: list[Result], path: str) -> None:
