@@ -460,6 +460,13 @@ def run_inprocess(kind: str, url: str, concurrency: int, duration: float, procs:
     }
 
 
+def cpu_per_order(got: dict[str, Any]) -> dict[str, int]:
+    """µs of CPU per order during an in-process run: the load processes', PostgreSQL's."""
+    ops = max(got["ops"], 1)
+    return {"load_processes": round(got["cpu"] / ops * 1e6),
+            "postgres": round(got["postgres_cpu"] / ops * 1e6)}
+
+
 # --- correctness ------------------------------------------------------------------------
 
 
@@ -1078,10 +1085,7 @@ def main(argv: list[str] | None = None) -> int:
             for procs in sorted({1, args.procs}):
                 url = new_store(cluster, f"batched{procs}", args.tail, args.hot_stock)
                 got = run_inprocess("batched", url, c, d, procs, flash, cluster)
-                # CPU per order during the run: the load processes', PostgreSQL's.
-                got["extra"]["cpu_us_per_order"] = {
-                    "load_processes": round(got["cpu"] / max(got["ops"], 1) * 1e6),
-                    "postgres": round(got["postgres_cpu"] / max(got["ops"], 1) * 1e6)}
+                got["extra"]["cpu_us_per_order"] = cpu_per_order(got)
                 r = Result(f"in-process batched placement, flash sale ({procs} proc)", "system",
                            got["ops"], d, got["p50"], got["p99"], c, got["refused"],
                            got["errors"], extra=got["extra"])
@@ -1090,9 +1094,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(r, flush=True)
             url = new_store(cluster, "hotonly", args.tail, big)
             got = run_inprocess("batched", url, c, d, 1, {**flash, "hot_share": 1.0}, cluster)
-            got["extra"]["cpu_us_per_order"] = {
-                "load_processes": round(got["cpu"] / max(got["ops"], 1) * 1e6),
-                "postgres": round(got["postgres_cpu"] / max(got["ops"], 1) * 1e6)}
+            got["extra"]["cpu_us_per_order"] = cpu_per_order(got)
             r = Result("in-process batched, hot SKU only (reservations)", "system", got["ops"],
                        d, got["p50"], got["p99"], c, got["refused"], got["errors"],
                        extra=got["extra"])
@@ -1413,15 +1415,22 @@ def print_table(results: list[Result], sweep: list[dict[str, Any]]) -> None:
                   f" {p['statuses']} | {p['checks']} |")
 
 
-def print_ceiling(results: list[Result], raw: float, crud: float) -> None:
-    """The machine's ceiling for placement: every core busy with only an order's floor
-    (its own work in Python) and its measured share of PostgreSQL's CPU."""
+def ceiling_inputs(results: list[Result]) -> tuple[float, dict[str, int]] | None:
+    """The floor (µs per order) and the one-process flash sale's CPU per order, if the
+    run measured both."""
     floor = next((r for r in results if r.kind == "ceiling"), None)
     placed = next((r for r in results if r.name.endswith("flash sale (1 proc)")), None)
     if floor is None or placed is None or "cpu_us_per_order" not in placed.extra:
+        return None
+    return floor.seconds / floor.ops * 1e6, placed.extra["cpu_us_per_order"]
+
+
+def print_ceiling(results: list[Result], raw: float, crud: float) -> None:
+    """The machine's ceiling for placement: every core busy with only an order's floor
+    (its own work in Python) and its measured share of PostgreSQL's CPU."""
+    if (inputs := ceiling_inputs(results)) is None:
         return
-    floor_us = floor.seconds / floor.ops * 1e6
-    spent = placed.extra["cpu_us_per_order"]
+    floor_us, spent = inputs
     cores = os.cpu_count() or 1
     top = ceiling(floor_us, spent["postgres"], cores)
     print(f"\n- ceiling: {cores} cores / (floor {floor_us:.0f} µs + PostgreSQL"
@@ -1499,17 +1508,14 @@ def replot(json_path: str, path: str) -> None:
 
 def plot_ceiling(results: list[Result], path: str) -> None:
     """Every placement rate of the run beside the baselines, the floor and the ceiling."""
-    floor = next((r for r in results if r.kind == "ceiling"), None)
-    placed = next((r for r in results if r.name.endswith("flash sale (1 proc)")), None)
-    if floor is None or placed is None or "cpu_us_per_order" not in placed.extra:
+    if (inputs := ceiling_inputs(results)) is None:
         return
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    top = ceiling(floor.seconds / floor.ops * 1e6, placed.extra["cpu_us_per_order"]["postgres"],
-                  os.cpu_count() or 1)
+    top = ceiling(inputs[0], inputs[1]["postgres"], os.cpu_count() or 1)
     wanted = [("raw psycopg", "raw insert, 1 row/txn"), ("CRUD hot row", "CRUD hot row"),
               ("Litestar hello", "hello-world POST"), ("floor:", "floor: one order's own work, 1 core"),
               ("in-process batched placement, flash sale (1", "in process, flash sale"),
