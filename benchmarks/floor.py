@@ -105,6 +105,7 @@ def _sale(ot: Any, orders: int, now: Any) -> tuple[Any, Any, list[Any]]:
     """One product with stock for ``orders`` (saved), and the flash sale's commands."""
     from uuid import uuid4
 
+    from benchmarks.flash_sale import ADDRESS, HOT, PRICE
     from ordertrail.application.context import CommandContext
     from ordertrail.application.ordering import PlaceOrder
     from ordertrail.application.placement import LineRequest
@@ -122,24 +123,20 @@ def _sale(ot: Any, orders: int, now: Any) -> tuple[Any, Any, list[Any]]:
 
     meta = EventMeta(Actor.system("bench"), uuid4(), uuid4())
     product = Product.register(
-        sku="HOT-1", title="Hot", category="tea", price=Money(100, "CNY"), meta=meta, now=now
+        sku=HOT, title="Hot", category="tea", price=Money(PRICE, "CNY"), meta=meta, now=now
     )
     ot.catalog.save_all([product])
-    item = InventoryItem.open(sku="HOT-1", warehouse="main", meta=meta, now=now)
+    item = InventoryItem.open(sku=HOT, warehouse="main", meta=meta, now=now)
     item.receive(orders + 1, meta=meta, now=now)
     ot.inventory.save_all([item])
-    group = DeliveryGroup(
-        "home",
-        Address.create(recipient="Li Lei", phone="+86 139 0000 0000", line1="88 Huaihai Road",
-                       city="Shanghai", country="CN"),
-    )
+    group = DeliveryGroup("home", Address.create(**ADDRESS))
     commands = [
         (
             PlaceOrder(
                 customer_id=f"buyer-{n}",
-                lines=(LineRequest("HOT-1", 1, "home"),),
+                lines=(LineRequest(HOT, 1, "home"),),
                 delivery_groups=(group,),
-                payment_plan=(PlannedPayment(PaymentMethod.ALIPAY, Money(100, "CNY")),),
+                payment_plan=(PlannedPayment(PaymentMethod.ALIPAY, Money(PRICE, "CNY")),),
             ),
             CommandContext(Actor.of("customer", f"buyer-{n}")),
         )
