@@ -900,14 +900,17 @@ def projector(url: str, role: str) -> None:
     ot.close()
 
 
+def _stat_ticks(pid: int) -> list[int]:
+    """utime, stime, cutime, cstime of a process (clock ticks), or zeros if it is gone."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return [int(f) for f in fields[11:15]]
+    return [0, 0, 0, 0]
+
+
 def cpu_of(pids: list[int]) -> float:
     """CPU seconds used so far by the processes ``pids`` that are alive."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(sum(_stat_ticks(pid)[:2]) for pid in pids) / os.sysconf("SC_CLK_TCK")
 
 
 def postgres_cpu(cluster: Cluster) -> float:
@@ -916,11 +919,8 @@ def postgres_cpu(cluster: Cluster) -> float:
     postmaster = int(Path(cluster.data, "postmaster.pid").read_text().split()[0])
     backends = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
                               text=True, check=False).stdout.split()
-    reaped = 0.0
-    with contextlib.suppress(OSError, IndexError, ValueError):
-        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
-        reaped = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
-    return cpu_of([postmaster] + [int(b) for b in backends]) + reaped
+    own_and_reaped = sum(_stat_ticks(postmaster)) / os.sysconf("SC_CLK_TCK")
+    return own_and_reaped + cpu_of([int(b) for b in backends])
 
 
 def cpu_split(cluster: Cluster, api: Served, others: dict[str, int] | None = None
